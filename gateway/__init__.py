@@ -1,0 +1,1 @@
+"""The edges: FastAPI app, Twilio webhook, operator API, settings and the `citygate` command."""

@@ -1,0 +1,160 @@
+"""Operator API for cases: open one for a walk-in citizen, show it, change its status.
+
+`POST /api/v1/cases` and `PATCH /api/v1/cases/{code}` have fixed shapes that scripts
+and the e-service offices rely on (DESIGN.md).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, status
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from gateway.auth import Operator
+from gateway.twilio_sms import RuntimeDep
+from models.cases import Case, change_status, create_case, find_case
+from models.contacts import get_or_create_contact
+from parsers import tracking
+from parsers.addresses import normalize_email, normalize_phone
+from parsers.errors import ParseError
+
+router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
+
+
+class CaseCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    service: str = Field(description="service code from the catalogue")
+    phone: str | None = Field(default=None, description="the citizen's mobile, any format")
+    email: str | None = Field(default=None, description="the citizen's email address")
+    fields: dict[str, Any] = Field(default_factory=dict)
+    district: int | None = None
+
+    @model_validator(mode="after")
+    def _one_contact(self) -> CaseCreate:
+        if (self.phone is None) == (self.email is None):
+            raise ValueError("give exactly one of 'phone' or 'email'")
+        return self
+
+
+class StatusChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: str
+    note: str | None = Field(default=None, max_length=1000)
+
+
+class EventOut(BaseModel):
+    kind: str
+    status_from: str | None
+    status_to: str | None
+    note: str | None
+    public: bool
+    actor: str
+    created_at: datetime
+
+
+class CaseOut(BaseModel):
+    code: str
+    code_display: str
+    service: str
+    status: str
+    channel: str
+    district: int | None
+    fields: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    history: list[EventOut]
+
+
+class CaseCreated(CaseOut):
+    pin: str
+
+
+def _out(case: Case) -> dict[str, Any]:
+    return {
+        "code": case.code,
+        "code_display": tracking.format_code(case.code),
+        "service": case.service,
+        "status": case.status,
+        "channel": case.channel,
+        "district": case.district,
+        "fields": case.fields,
+        "created_at": case.created_at,
+        "updated_at": case.updated_at,
+        "history": [
+            EventOut.model_validate(e, from_attributes=True).model_dump() for e in case.events
+        ],
+    }
+
+
+def _unprocessable(message: str) -> HTTPException:
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, message)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=CaseCreated)
+async def open_case(body: CaseCreate, runtime: RuntimeDep, actor: Operator) -> dict[str, Any]:
+    """Open a case for a walk-in citizen; the reply carries its tracking code and PIN."""
+    config = runtime.config
+    service = config.service(body.service)
+    if service is None:
+        raise _unprocessable(f"unknown service '{body.service}'")
+    if body.district is not None and config.district(body.district) is None:
+        raise _unprocessable(f"unknown district {body.district}")
+    unknown = sorted(set(body.fields) - {f.key for f in service.fields})
+    if unknown:
+        raise _unprocessable(f"fields not in service '{service.code}': {', '.join(unknown)}")
+    try:
+        if body.phone is not None:
+            channel, address = "sms", normalize_phone(body.phone, config.default_region)
+        else:
+            channel, address = "email", normalize_email(body.email or "")
+    except ParseError as exc:
+        raise _unprocessable(f"invalid contact: {exc}") from None
+    async with runtime.sessions.begin() as session:
+        contact = await get_or_create_contact(session, channel=channel, address=address)
+        case, pin = await create_case(
+            session,
+            service=service.code,
+            contact=contact,
+            channel=channel,
+            fields=body.fields,
+            district=body.district,
+            actor=actor,
+            make_code=tracking.generate,
+        )
+        return {**_out(case), "pin": pin}
+
+
+async def _load(runtime: Any, session: Any, code: str) -> Case:
+    try:
+        compact = tracking.validate(code)
+    except ParseError:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no case with that code") from None
+    case = await find_case(session, code=compact)
+    if case is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no case with that code")
+    return case
+
+
+@router.get("/{code}", response_model=CaseOut)
+async def show_case(code: str, runtime: RuntimeDep, actor: Operator) -> dict[str, Any]:
+    """A case with its history."""
+    async with runtime.sessions.begin() as session:
+        return _out(await _load(runtime, session, code))
+
+
+@router.patch("/{code}", response_model=CaseOut)
+async def set_status(
+    code: str, body: StatusChange, runtime: RuntimeDep, actor: Operator
+) -> dict[str, Any]:
+    """Move a case to another status, with a note for its history."""
+    if body.status not in runtime.config.statuses:
+        allowed = ", ".join(runtime.config.statuses)
+        raise _unprocessable(f"unknown status '{body.status}'; one of: {allowed}")
+    async with runtime.sessions.begin() as session:
+        case = await _load(runtime, session, code)
+        await change_status(session, case=case, status=body.status, note=body.note, actor=actor)
+        return _out(case)

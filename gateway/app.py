@@ -1,0 +1,67 @@
+"""`create_app(settings)`: the FastAPI application, built from its settings, nothing at import."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from gateway import api_cases, health, twilio_sms
+from gateway.runtime import Runtime
+from gateway.settings import CityConfig, ConfigError, Settings, load_settings
+
+log = logging.getLogger("citygate")
+
+DEV_MODE_BANNER = (
+    "DEVELOPMENT MODE: TWILIO_AUTH_TOKEN is not set; unsigned webhooks are accepted "
+    "from loopback only. Never run this way in production."
+)
+
+
+def check_startable(settings: Settings) -> None:
+    """Refuse settings the gateway must not run with."""
+    if settings.twilio_auth_token is None and not settings.dev_mode:
+        raise ConfigError(
+            "environment: TWILIO_AUTH_TOKEN: not set; set it to the account's auth token, "
+            "or set CITYGATE_DEV_MODE=1 to accept unsigned requests from loopback only"
+        )
+
+
+def create_app(settings: Settings, config: CityConfig | None = None) -> FastAPI:
+    check_startable(settings)
+    runtime = Runtime.create(settings, config)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.twilio_auth_token is None:
+            log.warning(DEV_MODE_BANNER)
+        try:
+            yield
+        finally:
+            await runtime.close()
+
+    app = FastAPI(
+        title="citygate",
+        summary="SMS and email request gateway for municipal services",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    app.include_router(twilio_sms.router)
+    app.include_router(api_cases.router)
+    app.include_router(health.router)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return JSONResponse({"detail": "internal error"}, status_code=500)
+
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for `uvicorn --factory` and worker processes: settings from the environment."""
+    return create_app(load_settings())

@@ -1,0 +1,278 @@
+"""The `citygate` command: serve, simulate, migrate, keywords, services, cases.
+
+Every command reads `config.yaml` (path in CITYGATE_CONFIG) and the environment; a
+wrong configuration is reported with file, key and reason, and exit status 2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from gateway.runtime import Runtime
+from gateway.settings import ConfigError, Settings, config_path_from_env, load_settings
+
+T = TypeVar("T")
+app = typer.Typer(help="citygate: SMS and email request gateway", no_args_is_help=True)
+keywords_app = typer.Typer(help="The command keyword table", no_args_is_help=True)
+cases_app = typer.Typer(help="Operator work on cases", no_args_is_help=True)
+app.add_typer(keywords_app, name="keywords")
+app.add_typer(cases_app, name="cases")
+out = Console()
+err = Console(stderr=True)
+SIMULATED_PHONE = "+989120000000"
+
+
+def _settings() -> Settings:
+    return load_settings(config=config_path_from_env())
+
+
+def _run(work: Callable[[Runtime], Awaitable[T]], *, migrate: bool = True) -> T:
+    settings = _settings()
+    runtime = Runtime.create(settings)
+
+    async def main() -> T:
+        try:
+            if migrate and runtime.is_sqlite:
+                await runtime.migrate()
+            return await work(runtime)
+        finally:
+            await runtime.close()
+
+    return asyncio.run(main())
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="worker processes")] = 1,
+) -> None:
+    """Run the HTTP gateway (Twilio webhook, operator API, health)."""
+    import uvicorn
+
+    logging.getLogger().setLevel(logging.INFO)
+
+    from gateway.app import check_startable
+
+    settings = _settings()
+    check_startable(settings)
+    runtime = Runtime.create(settings)
+    if runtime.is_sqlite:
+        _run(lambda r: asyncio.sleep(0))
+    asyncio.run(runtime.close())
+    uvicorn.run(
+        "gateway.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        proxy_headers=True,
+        log_level="info",
+    )
+
+
+@app.command()
+def migrate() -> None:
+    """Apply the database migrations."""
+
+    async def work(runtime: Runtime) -> None:
+        await runtime.migrate()
+
+    _run(work, migrate=False)
+    out.print("database is at the latest migration")
+
+
+@app.command()
+def simulate(
+    text: Annotated[str | None, typer.Argument(help="the message; omit for a console")] = None,
+    channel: Annotated[str, typer.Option(help="sms or email")] = "sms",
+    from_: Annotated[
+        str | None, typer.Option("--from", help="sender phone or email address")
+    ] = None,
+) -> None:
+    """Run a message through the whole pipeline and print the reply."""
+    from gateway.pipeline import InboundText, process
+    from parsers.addresses import normalize_email, normalize_phone
+    from parsers.errors import ParseError
+    from parsers.segments import segments
+
+    if channel not in ("sms", "email"):
+        raise typer.BadParameter("sms or email", param_hint="--channel")
+    sender = from_ or (SIMULATED_PHONE if channel == "sms" else "citizen@example.org")
+    try:
+        address = normalize_phone(sender) if channel == "sms" else normalize_email(sender)
+    except ParseError:
+        raise typer.BadParameter(f"not a valid {channel} address", param_hint="--from") from None
+
+    async def one(runtime: Runtime, body: str) -> None:
+        outcome = await process(
+            runtime,
+            InboundText(channel, f"sim-{uuid.uuid4().hex}", address, body, raw={"simulated": True}),
+        )
+        reply = outcome.reply or ""
+        out.print(reply, markup=False, highlight=False)
+        if channel == "sms":
+            out.print(f"[dim]({len(reply)} characters, {segments(reply)} SMS segment(s))[/dim]")
+
+    async def work(runtime: Runtime) -> None:
+        if text is not None:
+            await one(runtime, text)
+            return
+        out.print(f"[bold]citygate simulator[/bold] — {channel} from {address}; Ctrl-D to quit")
+        while True:
+            try:
+                line = await asyncio.to_thread(input, "> ")
+            except EOFError:
+                out.print()
+                return
+            await one(runtime, line)
+
+    _run(work)
+
+
+@app.command()
+def services() -> None:
+    """Print the service catalogue."""
+    settings = _settings()
+    from gateway.settings import load_city_config
+
+    config = load_city_config(settings.config)
+    table = Table("No.", "code", "name", "SLA days", "fields")
+    for s in config.services:
+        table.add_row(
+            str(s.number),
+            s.code,
+            f"{s.name.en}\n{s.name.fa}",
+            str(s.sla_days),
+            ", ".join(f.key + ("" if f.required else "?") for f in s.fields),
+        )
+    out.print(table)
+
+
+@keywords_app.command("list")
+def keywords_list() -> None:
+    """The effective keyword table: config plus operators' run-time keywords."""
+
+    async def work(runtime: Runtime) -> None:
+        async with runtime.sessions() as session:
+            table = await runtime.keyword_table(session)
+        grid = Table("keyword", "matches as", "command", "language")
+        for normal, entry in sorted(table.entries.items(), key=lambda kv: kv[1].command):
+            grid.add_row(entry.keyword, normal, entry.command, entry.language)
+        out.print(grid)
+
+    _run(work)
+
+
+@keywords_app.command("check")
+def keywords_check() -> None:
+    """Conflicts and problems in the keyword table; exit status 1 when there are errors."""
+    from models.keywords import list_keyword_rows
+    from parsers.grammar import check_keywords
+
+    async def work(runtime: Runtime) -> int:
+        async with runtime.sessions() as session:
+            rows = runtime.config.keyword_triples() + await list_keyword_rows(session)
+        problems = check_keywords(rows)
+        for p in problems:
+            colour = "red" if p.severity == "error" else "yellow"
+            out.print(
+                f"[{colour}]{p.severity}[/{colour}] {p.command}/{p.language} "
+                f"'{p.keyword}': {p.reason}",
+                highlight=False,
+            )
+        if not problems:
+            out.print(f"{len(rows)} keywords, no problems")
+        return 1 if any(p.severity == "error" for p in problems) else 0
+
+    raise typer.Exit(_run(work))
+
+
+@cases_app.command("show")
+def cases_show(code: str) -> None:
+    """A case with its history."""
+    from models.cases import find_case
+    from parsers import tracking
+    from parsers.errors import ParseError
+
+    try:
+        compact = tracking.validate(code)
+    except ParseError as exc:
+        err.print(f"not a tracking code: {exc}")
+        raise typer.Exit(1) from None
+
+    async def work(runtime: Runtime) -> int:
+        async with runtime.sessions() as session:
+            case = await find_case(session, code=compact)
+            if case is None:
+                err.print("no case with that code")
+                return 1
+            cfg = runtime.config
+            out.print(f"[bold]{tracking.format_code(case.code)}[/bold]  {case.service}")
+            out.print(f"status: {case.status} ({cfg.status_name(case.status, 'fa')})")
+            out.print(f"channel: {case.channel}   district: {case.district or '-'}")
+            for key, value in case.fields.items():
+                out.print(f"  {key}: {value}", markup=False)
+            grid = Table("when", "event", "by", "note")
+            for e in case.events:
+                change = f"{e.status_from or ''} → {e.status_to}" if e.status_to else e.kind
+                grid.add_row(e.created_at.isoformat(timespec="seconds"), change, e.actor, e.note)
+            out.print(grid)
+            return 0
+
+    raise typer.Exit(_run(work))
+
+
+@cases_app.command("set-status")
+def cases_set_status(
+    code: str,
+    status: str,
+    note: Annotated[str | None, typer.Option(help="note for the case history")] = None,
+) -> None:
+    """Move a case to another status."""
+    from models.cases import change_status, find_case
+    from parsers import tracking
+    from parsers.errors import ParseError
+
+    try:
+        compact = tracking.validate(code)
+    except ParseError as exc:
+        err.print(f"not a tracking code: {exc}")
+        raise typer.Exit(1) from None
+
+    async def work(runtime: Runtime) -> int:
+        if status not in runtime.config.statuses:
+            err.print(f"unknown status; one of: {', '.join(runtime.config.statuses)}")
+            return 1
+        async with runtime.sessions.begin() as session:
+            case = await find_case(session, code=compact)
+            if case is None:
+                err.print("no case with that code")
+                return 1
+            await change_status(session, case=case, status=status, note=note, actor="cli")
+        out.print(f"{tracking.format_code(compact)}: {status}")
+        return 0
+
+    raise typer.Exit(_run(work))
+
+
+def main() -> None:
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("sqlalchemy").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    try:
+        app()
+    except ConfigError as exc:
+        err.print(f"[red]configuration refused[/red]\n{exc}", highlight=False)
+        sys.exit(2)

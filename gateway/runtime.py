@@ -1,0 +1,49 @@
+"""The running gateway's shared parts, built once from settings: config, engine, sessions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from gateway.settings import CityConfig, Settings, load_city_config
+from models.db import make_engine, make_sessionmaker, migrate
+from models.keywords import list_keyword_rows
+from parsers.grammar import KeywordTable
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    config: CityConfig
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    _keyword_cache: tuple[tuple[tuple[str, str, str], ...], KeywordTable] | None = field(
+        default=None, repr=False
+    )
+
+    @classmethod
+    def create(cls, settings: Settings, config: CityConfig | None = None) -> Runtime:
+        city = config if config is not None else load_city_config(settings.config)
+        engine = make_engine(settings.database_url)
+        return cls(
+            settings=settings, config=city, engine=engine, sessions=make_sessionmaker(engine)
+        )
+
+    @property
+    def is_sqlite(self) -> bool:
+        return make_url(self.settings.database_url).get_backend_name() == "sqlite"
+
+    async def migrate(self) -> None:
+        await migrate(self.engine)
+
+    async def keyword_table(self, session: AsyncSession) -> KeywordTable:
+        """Config keywords then operators' stored ones; rebuilt only when the rows change."""
+        rows = tuple(self.config.keyword_triples() + await list_keyword_rows(session))
+        if self._keyword_cache is None or self._keyword_cache[0] != rows:
+            self._keyword_cache = (rows, KeywordTable.build(rows))
+        return self._keyword_cache[1]
+
+    async def close(self) -> None:
+        await self.engine.dispose()

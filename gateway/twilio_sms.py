@@ -1,0 +1,219 @@
+"""The Twilio SMS edge: verify the signature, decode strictly, store, answer in TwiML.
+
+`POST /sms/twilio` takes Twilio's inbound webhook and answers in the same HTTP response;
+`POST /sms/twilio/status` takes delivery callbacks for what we sent. A missing or wrong
+`X-Twilio-Signature` is 403. In development mode (no auth token) unsigned requests are
+accepted from loopback only.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from typing import Annotated
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, Depends, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.datastructures import ImmutableMultiDict
+from twilio.request_validator import (
+    SIGNATURE_SETTINGS_HEADER,
+    RequestValidator,
+    get_signature_algorithm,
+)
+from twilio.twiml.messaging_response import MessagingResponse
+
+from gateway.metrics import WEBHOOK_REJECTED
+from gateway.pipeline import InboundText, process
+from gateway.runtime import Runtime
+from models.messages import record_delivery_status
+from parsers.addresses import normalize_phone
+from parsers.errors import ParseError
+
+log = logging.getLogger("citygate.twilio")
+router = APIRouter(tags=["twilio"])
+MAX_FORM_BYTES = 64 * 1024
+FORM_TYPE = "application/x-www-form-urlencoded"
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+class TwilioInbound(BaseModel):
+    """The fields of Twilio's inbound SMS webhook we use; unknown ones are ignored."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    message_sid: str = Field(alias="MessageSid", min_length=2, max_length=64)
+    from_: str = Field(alias="From", min_length=1, max_length=64)
+    to: str | None = Field(default=None, alias="To", max_length=64)
+    body: str = Field(default="", alias="Body")
+    opt_out_type: str | None = Field(default=None, alias="OptOutType")
+
+
+class TwilioStatus(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    MessageSid: str = Field(min_length=2, max_length=64)
+    MessageStatus: str | None = Field(default=None, max_length=32)
+    SmsStatus: str | None = Field(default=None, max_length=32)
+    ErrorCode: str | None = Field(default=None, max_length=16)
+
+
+class Refused(Exception):
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def _is_loopback(request: Request) -> bool:
+    host = request.client.host if request.client else ""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host in ("localhost", "testclient")
+
+
+def signed_url(request: Request, runtime: Runtime) -> str:
+    """The URL Twilio signed: the public base URL plus the path and query we received."""
+    base = runtime.settings.public_url
+    if base is None:
+        return str(request.url)
+    query = request.url.query
+    return f"{base}{request.url.path}" + (f"?{query}" if query else "")
+
+
+async def read_verified_form(request: Request, runtime: Runtime) -> ImmutableMultiDict[str, str]:
+    """The decoded form, after the signature check; `Refused` otherwise."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != FORM_TYPE:
+        raise Refused(415, f"expected {FORM_TYPE}")
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_FORM_BYTES:
+        raise Refused(413, "form too large")
+    raw = await request.body()
+    if len(raw) > MAX_FORM_BYTES:
+        raise Refused(413, "form too large")
+    try:
+        pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+    except (UnicodeDecodeError, ValueError):
+        raise Refused(400, "form is not valid UTF-8 url-encoding") from None
+    form: ImmutableMultiDict[str, str] = ImmutableMultiDict(pairs)
+    token = runtime.settings.twilio_auth_token
+    signature = request.headers.get("x-twilio-signature")
+    if token is None:
+        if runtime.settings.dev_mode and _is_loopback(request):
+            return form
+        raise Refused(403, "unsigned requests are accepted from loopback in development mode only")
+    if not signature:
+        raise Refused(403, "missing X-Twilio-Signature")
+    algorithm = get_signature_algorithm(request.headers.get(SIGNATURE_SETTINGS_HEADER))
+    url = signed_url(request, runtime)
+    if not verify_signature(token.get_secret_value(), url, form, signature, algorithm):
+        raise Refused(403, "X-Twilio-Signature does not match")
+    return form
+
+
+def verify_signature(
+    token: str,
+    url: str,
+    params: ImmutableMultiDict[str, str] | dict[str, str] | str,
+    signature: str,
+    algorithm: str | None = None,
+) -> bool:
+    """Twilio's own check (`RequestValidator`): the URL with and without its default port,
+    every parameter sorted, repeated values included; `params` is the raw body for
+    JSON webhooks whose URL carries `bodySHA256`."""
+    return bool(RequestValidator(token).validate(url, params, signature, algorithm))
+
+
+def _refusal(exc: Refused) -> Response:
+    WEBHOOK_REJECTED.labels(reason=str(exc.status)).inc()
+    log.warning("twilio webhook refused (%d): %s", exc.status, exc.reason)
+    return Response(exc.reason + "\n", status_code=exc.status, media_type="text/plain")
+
+
+def render_twiml(body: str | None, status_callback: str | None) -> str:
+    response = MessagingResponse()
+    if body:
+        if status_callback:
+            response.message(body, action=status_callback, method="POST")
+        else:
+            response.message(body)
+    return str(response)
+
+
+def _sender(raw_from: str, region: str) -> str:
+    address = raw_from.strip()
+    if address.lower().startswith("whatsapp:"):
+        address = address.split(":", 1)[1]
+    try:
+        return normalize_phone(address, region)
+    except ParseError:
+        return address  # an alphanumeric sender or short code: kept as given
+
+
+@router.post("/sms/twilio", response_class=Response)
+async def inbound_sms(request: Request, runtime: RuntimeDep) -> Response:
+    """Twilio's inbound SMS webhook; answers with TwiML in the same response."""
+    try:
+        form = await read_verified_form(request, runtime)
+        try:
+            decoded = TwilioInbound.model_validate(dict(form))
+        except ValidationError as exc:
+            fields = ", ".join(str(e["loc"][0]) for e in exc.errors())
+            raise Refused(400, f"missing or invalid fields: {fields}") from None
+    except Refused as exc:
+        return _refusal(exc)
+    body = decoded.body[: runtime.settings.max_body_chars]
+    outcome = await process(
+        runtime,
+        InboundText(
+            channel="sms",
+            provider_id=decoded.message_sid,
+            from_address=_sender(decoded.from_, runtime.config.default_region),
+            to_address=decoded.to,
+            body=body,
+            raw={k: form.getlist(k) if len(form.getlist(k)) > 1 else form[k] for k in form},
+        ),
+    )
+    reply = outcome.reply
+    if decoded.opt_out_type:
+        # Twilio's Advanced Opt-Out already answered STOP/START/HELP itself.
+        reply = None
+    callback = None
+    if outcome.outbound_id is not None and runtime.settings.public_url:
+        callback = f"{runtime.settings.public_url}/sms/twilio/status?outbound={outcome.outbound_id}"
+    return Response(render_twiml(reply, callback), media_type="application/xml")
+
+
+@router.post("/sms/twilio/status", response_class=Response)
+async def delivery_status(request: Request, runtime: RuntimeDep) -> Response:
+    """Twilio's status callback for an outbound message: the status never moves back."""
+    try:
+        form = await read_verified_form(request, runtime)
+        try:
+            decoded = TwilioStatus.model_validate(dict(form))
+        except ValidationError:
+            raise Refused(400, "missing MessageSid") from None
+    except Refused as exc:
+        return _refusal(exc)
+    status = (decoded.MessageStatus or decoded.SmsStatus or "").lower()
+    outbound = request.query_params.get("outbound", "")
+    async with runtime.sessions.begin() as session:
+        row = await record_delivery_status(
+            session,
+            outbound_id=int(outbound) if outbound.isdigit() and len(outbound) < 12 else None,
+            provider_id=decoded.MessageSid,
+            status=status,
+            error_code=decoded.ErrorCode,
+        )
+    if row is None:
+        log.info("status callback for an unknown message (%s)", status)
+    return Response(status_code=204)

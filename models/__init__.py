@@ -1,0 +1,21 @@
+"""The case database: SQLAlchemy 2 models, their named queries, engine and migrations.
+
+One module per aggregate (contacts, cases, messages, keywords); `models.db` builds the
+engine and sessions and applies the Alembic migrations kept in `models/migrations`.
+"""
+
+from models.base import Base
+from models.cases import Case, CaseEvent
+from models.contacts import Contact
+from models.keywords import Keyword
+from models.messages import InboundMessage, OutboundMessage
+
+__all__ = [
+    "Base",
+    "Case",
+    "CaseEvent",
+    "Contact",
+    "InboundMessage",
+    "Keyword",
+    "OutboundMessage",
+]

@@ -1,0 +1,166 @@
+"""Cases and their history: tracking code, PIN, service, answers, status, events."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from models.base import Base, UTCDateTime, utcnow
+from models.contacts import Contact
+
+PIN_ITERATIONS = 20_000
+
+
+class Case(Base):
+    __tablename__ = "cases"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(12), unique=True)
+    pin_hash: Mapped[str] = mapped_column(String(128))
+    service: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(32), default="received")
+    fields: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    district: Mapped[int | None] = mapped_column(Integer, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    contact: Mapped[Contact] = relationship(lazy="joined")
+    events: Mapped[list[CaseEvent]] = relationship(
+        back_populates="case", order_by="CaseEvent.id", lazy="selectin"
+    )
+
+
+class CaseEvent(Base):
+    __tablename__ = "case_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # created, status, note, message
+    status_from: Mapped[str | None] = mapped_column(String(32), default=None)
+    status_to: Mapped[str | None] = mapped_column(String(32), default=None)
+    note: Mapped[str | None] = mapped_column(Text, default=None)
+    public: Mapped[bool] = mapped_column(Boolean, default=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    case: Mapped[Case] = relationship(back_populates="events")
+
+
+def hash_pin(pin: str) -> str:
+    """A salted PBKDF2 hash of a PIN: ``pbkdf2_sha256$iterations$salt$hash``."""
+    salt = secrets.token_hex(8)
+    digest = hashlib.pbkdf2_hmac("sha256", pin.encode(), salt.encode(), PIN_ITERATIONS)
+    return f"pbkdf2_sha256${PIN_ITERATIONS}${salt}${digest.hex()}"
+
+
+def check_pin(pin: str, stored: str) -> bool:
+    """Whether `pin` matches the stored hash, compared in constant time."""
+    try:
+        _algo, iterations, salt, expected = stored.split("$")
+        digest = hashlib.pbkdf2_hmac("sha256", pin.encode(), salt.encode(), int(iterations))
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(digest.hex(), expected)
+
+
+def new_pin() -> str:
+    return f"{secrets.randbelow(10_000):04d}"
+
+
+async def find_case(session: AsyncSession, *, code: str) -> Case | None:
+    stmt = select(Case).where(Case.code == code)
+    return (await session.execute(stmt)).unique().scalar_one_or_none()
+
+
+async def create_case(
+    session: AsyncSession,
+    *,
+    service: str,
+    contact: Contact,
+    channel: str,
+    fields: dict[str, Any],
+    district: int | None,
+    actor: str,
+    make_code: Callable[[], str],
+    attempts: int = 8,
+) -> tuple[Case, str]:
+    """A new case in status `received` with its first event; returns it and its PIN.
+
+    A tracking-code collision (unique constraint) is retried with a fresh code.
+    """
+    pin = new_pin()
+    for _ in range(attempts):
+        try:
+            async with session.begin_nested():
+                case = Case(
+                    code=make_code(),
+                    pin_hash=hash_pin(pin),
+                    service=service,
+                    status="received",
+                    fields=fields,
+                    contact_id=contact.id,
+                    channel=channel,
+                    district=district,
+                )
+                session.add(case)
+                await session.flush()
+                session.add(
+                    CaseEvent(
+                        case_id=case.id,
+                        kind="created",
+                        status_to="received",
+                        note=f"channel: {channel}",
+                        actor=actor,
+                    )
+                )
+                await session.flush()
+            await session.refresh(case, ["events", "contact"])
+            return case, pin
+        except IntegrityError:
+            continue
+    raise RuntimeError("could not find a free tracking code")
+
+
+async def change_status(
+    session: AsyncSession,
+    *,
+    case: Case,
+    status: str,
+    note: str | None,
+    actor: str,
+    public: bool = True,
+) -> CaseEvent:
+    """Move a case to `status`, recording who did it and the note."""
+    event = CaseEvent(
+        case_id=case.id,
+        kind="status",
+        status_from=case.status,
+        status_to=status,
+        note=note,
+        public=public,
+        actor=actor,
+    )
+    case.status = status
+    case.updated_at = utcnow()
+    session.add(event)
+    await session.flush()
+    await session.refresh(case, ["events"])
+    return event
+
+
+def last_public_note(case: Case) -> str | None:
+    for event in reversed(case.events):
+        if event.public and event.note and event.kind in ("status", "note"):
+            return event.note
+    return None

@@ -1,0 +1,57 @@
+"""Contacts: one row per channel address (E.164 phone or lower-cased email)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Boolean, Integer, String, UniqueConstraint, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base, UTCDateTime, utcnow
+
+
+class Contact(Base):
+    __tablename__ = "contacts"
+    __table_args__ = (UniqueConstraint("channel", "address"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    address: Mapped[str] = mapped_column(String(320))
+    language: Mapped[str | None] = mapped_column(String(8), default=None)
+    opted_out: Mapped[bool] = mapped_column(Boolean, default=False)
+    opted_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+async def find_contact(session: AsyncSession, *, channel: str, address: str) -> Contact | None:
+    stmt = select(Contact).where(Contact.channel == channel, Contact.address == address)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def get_or_create_contact(session: AsyncSession, *, channel: str, address: str) -> Contact:
+    """The contact for a normalised address, created on first contact (race-safe)."""
+    found = await find_contact(session, channel=channel, address=address)
+    if found is not None:
+        return found
+    try:
+        async with session.begin_nested():
+            contact = Contact(channel=channel, address=address)
+            session.add(contact)
+            await session.flush()
+        return contact
+    except IntegrityError:
+        found = await find_contact(session, channel=channel, address=address)
+        assert found is not None
+        return found
+
+
+def set_opt_out(contact: Contact, *, opted_out: bool) -> None:
+    contact.opted_out = opted_out
+    contact.opted_out_at = utcnow() if opted_out else None
+
+
+def set_language(contact: Contact, *, language: str) -> None:
+    contact.language = language

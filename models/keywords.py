@@ -1,0 +1,32 @@
+"""Keywords operators add at run time; the effective table is config plus these rows."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Integer, String, UniqueConstraint, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base, UTCDateTime, utcnow
+
+
+class Keyword(Base):
+    __tablename__ = "keywords"
+    __table_args__ = (UniqueConstraint("normal"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    command: Mapped[str] = mapped_column(String(32))
+    language: Mapped[str] = mapped_column(String(8))
+    keyword: Mapped[str] = mapped_column(String(64))
+    normal: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[str] = mapped_column(String(64), default="config")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+async def list_keyword_rows(session: AsyncSession) -> list[tuple[str, str, str]]:
+    """(command, language, keyword) triples stored by operators, oldest first."""
+    rows = await session.execute(
+        select(Keyword.command, Keyword.language, Keyword.keyword).order_by(Keyword.id)
+    )
+    return [(c, lang, k) for c, lang, k in rows.all()]

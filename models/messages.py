@@ -1,0 +1,170 @@
+"""Inbound and outbound messages.
+
+Every inbound message is stored first under its provider id (Twilio's MessageSid, an
+email's Message-ID); a retry finds its row and the reply already given. Outbound rows
+record what we sent and what the provider said of its delivery.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base, UTCDateTime, utcnow
+
+# Delivery statuses in the order they can happen; a late callback never moves back.
+DELIVERY_ORDER = {
+    "accepted": 1,
+    "queued": 2,
+    "sending": 3,
+    "sent": 4,
+    "receiving": 4,
+    "received": 5,
+    "delivered": 6,
+    "read": 7,
+    "undelivered": 8,
+    "failed": 8,
+    "canceled": 8,
+}
+
+
+class InboundMessage(Base):
+    __tablename__ = "inbound_messages"
+    __table_args__ = (UniqueConstraint("channel", "provider_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    provider_id: Mapped[str] = mapped_column(String(255))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"), index=True)
+    from_address: Mapped[str] = mapped_column(String(320))
+    to_address: Mapped[str | None] = mapped_column(String(320), default=None)
+    body: Mapped[str] = mapped_column(Text, default="")
+    raw: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    command: Mapped[str | None] = mapped_column(String(32), default=None)
+    reply_text: Mapped[str | None] = mapped_column(Text, default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    handled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class OutboundMessage(Base):
+    __tablename__ = "outbound_messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"), index=True)
+    inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_messages.id"))
+    to_address: Mapped[str] = mapped_column(String(320))
+    body: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(16), default="reply")  # reply, notification
+    provider_id: Mapped[str | None] = mapped_column(String(255), default=None, index=True)
+    status: Mapped[str] = mapped_column(String(32), default="pending")
+    error_code: Mapped[str | None] = mapped_column(String(32), default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+async def find_inbound(
+    session: AsyncSession, *, channel: str, provider_id: str
+) -> InboundMessage | None:
+    stmt = select(InboundMessage).where(
+        InboundMessage.channel == channel, InboundMessage.provider_id == provider_id
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def store_inbound(
+    session: AsyncSession,
+    *,
+    channel: str,
+    provider_id: str,
+    from_address: str,
+    to_address: str | None,
+    body: str,
+    raw: dict[str, Any],
+) -> tuple[InboundMessage, bool]:
+    """Insert the message unless its provider id is known; returns (row, is_new)."""
+    existing = await find_inbound(session, channel=channel, provider_id=provider_id)
+    if existing is not None:
+        return existing, False
+    try:
+        async with session.begin_nested():
+            row = InboundMessage(
+                channel=channel,
+                provider_id=provider_id,
+                from_address=from_address,
+                to_address=to_address,
+                body=body,
+                raw=raw,
+            )
+            session.add(row)
+            await session.flush()
+        return row, True
+    except IntegrityError:
+        existing = await find_inbound(session, channel=channel, provider_id=provider_id)
+        assert existing is not None
+        return existing, False
+
+
+async def find_reply(session: AsyncSession, *, inbound_id: int) -> OutboundMessage | None:
+    """The reply first given to an inbound message."""
+    stmt = (
+        select(OutboundMessage)
+        .where(OutboundMessage.inbound_id == inbound_id, OutboundMessage.kind == "reply")
+        .order_by(OutboundMessage.id)
+    )
+    return (await session.execute(stmt)).scalars().first()
+
+
+async def claim_inbound(session: AsyncSession, *, inbound_id: int) -> InboundMessage:
+    """Take the write lock on an inbound row, then read it fresh.
+
+    The UPDATE serialises two deliveries of one message on both SQLite (database
+    write lock) and PostgreSQL (row lock): the second sees `handled_at` set.
+    """
+    await session.execute(
+        update(InboundMessage)
+        .where(InboundMessage.id == inbound_id)
+        .values(attempts=InboundMessage.attempts + 1)
+    )
+    stmt = (
+        select(InboundMessage)
+        .where(InboundMessage.id == inbound_id)
+        .execution_options(populate_existing=True)
+    )
+    return (await session.execute(stmt)).scalar_one()
+
+
+async def record_delivery_status(
+    session: AsyncSession,
+    *,
+    outbound_id: int | None,
+    provider_id: str,
+    status: str,
+    error_code: str | None,
+) -> OutboundMessage | None:
+    """Apply a provider's delivery callback; statuses never move backwards."""
+    row: OutboundMessage | None = None
+    if outbound_id is not None:
+        row = await session.get(OutboundMessage, outbound_id)
+    if row is None and provider_id:
+        stmt = select(OutboundMessage).where(OutboundMessage.provider_id == provider_id)
+        row = (await session.execute(stmt)).scalars().first()
+    if row is None:
+        return None
+    if row.provider_id is None:
+        row.provider_id = provider_id
+    elif provider_id and row.provider_id != provider_id:
+        return None
+    if DELIVERY_ORDER.get(status, 0) >= DELIVERY_ORDER.get(row.status, 0):
+        row.status = status
+        row.error_code = error_code or row.error_code
+    row.updated_at = utcnow()
+    await session.flush()
+    return row

@@ -1,0 +1,31 @@
+"""The one family of parser errors; each carries the key of the reply a citizen gets."""
+
+from __future__ import annotations
+
+
+class ParseError(ValueError):
+    """Input a citizen typed that cannot be used; `reply_key` names the reply text."""
+
+    reply_key = "invalid_input"
+
+    def __init__(self, message: str = "", **values: object) -> None:
+        super().__init__(message or self.__class__.__doc__ or self.reply_key)
+        self.values = values
+
+
+class InvalidFormat(ParseError):
+    """The text does not have the expected shape."""
+
+    reply_key = "invalid_format"
+
+
+class InvalidLength(ParseError):
+    """The text has the wrong number of characters or digits."""
+
+    reply_key = "invalid_length"
+
+
+class InvalidChecksum(ParseError):
+    """The check digits do not match: most likely a typing mistake."""
+
+    reply_key = "invalid_checksum"

@@ -1,0 +1,232 @@
+"""The command grammar: a keyword, then arguments.
+
+Keywords match whole tokens after normalisation: exactly first, then by alias (a
+keyword glued to the digits that follow it, "STATUS482133076634"), then by fuzzy
+distance, which only ever yields a suggestion, never a command. A message that is
+nothing but a tracking code is read as a status request.
+
+>>> table = KeywordTable.build([("status", "en", "STATUS"), ("status", "fa", "وضعیت")])
+>>> parse("Status 4821 3307 6634", table).command
+'status'
+>>> parse("وضعيت۴۸۲۱۳۳۰۷۶۶۳۴", table).args
+('482133076634',)
+>>> cmd = parse("statsu 1", table)
+>>> cmd.command is None, cmd.suggestion
+(True, 'STATUS')
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from rapidfuzz import fuzz, process
+
+from parsers import tracking
+from parsers.normalize import normalize, tokens
+
+# Words the carriers act on themselves, with what the carrier does: Twilio's
+# opt-out, opt-in and help words, and Iran's "لغو" / 11 (stop) and 12 (start again).
+RESERVED: dict[str, str] = {
+    **dict.fromkeys(
+        ["stop", "stopall", "unsubscribe", "cancel", "end", "quit", "optout", "revoke"],
+        "stop",
+    ),
+    **dict.fromkeys(["start", "yes", "unstop"], "start"),
+    **dict.fromkeys(["help", "info"], "help"),
+    "لغو": "stop",
+    "لغو 11": "stop",
+    "11": "stop",
+    "12": "start",
+}
+FUZZY_MIN_SCORE = 75.0
+FUZZY_MIN_LENGTH = 3
+_GLUED = re.compile(r"^(\D+?)(\d[\d\-]*)$", re.ASCII)
+
+
+@dataclass(frozen=True)
+class KeywordEntry:
+    command: str
+    language: str
+    keyword: str  # as configured, for display
+    normal: str  # as matched
+
+
+@dataclass(frozen=True)
+class KeywordTable:
+    """Normalised keyword -> entry; built once per keyword set, read by every message."""
+
+    entries: dict[str, KeywordEntry] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, items: Iterable[tuple[str, str, str]]) -> KeywordTable:
+        """From (command, language, keyword) triples; the first claim of a word wins."""
+        entries: dict[str, KeywordEntry] = {}
+        for command, language, keyword in items:
+            normal = normalize(keyword)
+            if normal and normal not in entries:
+                entries[normal] = KeywordEntry(command, language, keyword, normal)
+        return cls(entries)
+
+    def keywords_for(self, command: str, language: str) -> list[str]:
+        return [
+            e.keyword
+            for e in self.entries.values()
+            if e.command == command and e.language == language
+        ]
+
+    def suggest(self, word: str) -> KeywordEntry | None:
+        """The keyword closest to `word`, if close enough to be a likely typo."""
+        if len(word) < FUZZY_MIN_LENGTH or not self.entries:
+            return None
+        best = process.extractOne(
+            word, list(self.entries), scorer=fuzz.ratio, score_cutoff=FUZZY_MIN_SCORE
+        )
+        return self.entries[best[0]] if best else None
+
+
+@dataclass(frozen=True)
+class ParsedCommand:
+    """What a message asks for; `command` is None when no keyword matched."""
+
+    text: str
+    command: str | None = None
+    language: str | None = None
+    keyword: str | None = None
+    args: tuple[str, ...] = ()
+    suggestion: str | None = None
+    suggestion_command: str | None = None
+    matched_by: str = "none"  # exact, alias, code, none
+
+
+def _join_code(args: list[str]) -> list[str]:
+    """Spaced code groups ("4821 3307 6634") become one argument; the rest stay."""
+    for size in range(len(args), 1, -1):
+        for start in range(0, len(args) - size + 1):
+            run = args[start : start + size]
+            if all(re.fullmatch(r"[\d\-]+", a, re.ASCII) for a in run) and (
+                tracking.looks_like_code("".join(run))
+            ):
+                return [*args[:start], tracking.compact("".join(run)), *args[start + size :]]
+    return args
+
+
+def parse(text: str, table: KeywordTable) -> ParsedCommand:
+    """Read a citizen's message against the keyword table. Never raises."""
+    if not isinstance(text, str):
+        text = ""
+    words = tokens(text)
+    if not words:
+        return ParsedCommand(text=text)
+    # Exact: the longest keyword (up to three words) at the start of the message.
+    for width in (3, 2, 1):
+        head = " ".join(words[:width])
+        if len(words) >= width and head in table.entries:
+            entry = table.entries[head]
+            return ParsedCommand(
+                text=text,
+                command=entry.command,
+                language=entry.language,
+                keyword=entry.keyword,
+                args=tuple(_join_code(words[width:])),
+                matched_by="exact",
+            )
+    # Alias: a keyword glued to the number after it.
+    glued = _GLUED.match(words[0])
+    if glued and glued.group(1) in table.entries:
+        entry = table.entries[glued.group(1)]
+        return ParsedCommand(
+            text=text,
+            command=entry.command,
+            language=entry.language,
+            keyword=entry.keyword,
+            args=tuple(_join_code([glued.group(2).replace("-", ""), *words[1:]])),
+            matched_by="alias",
+        )
+    # A bare tracking code, optionally followed by a PIN, asks for its status.
+    joined = _join_code(words)
+    if joined and tracking.looks_like_code(joined[0]) and len(joined) <= 2:
+        return ParsedCommand(text=text, command="status", args=tuple(joined), matched_by="code")
+    # Fuzzy: suggest only.
+    near = table.suggest(words[0])
+    if near is not None:
+        return ParsedCommand(text=text, suggestion=near.keyword, suggestion_command=near.command)
+    return ParsedCommand(text=text)
+
+
+@dataclass(frozen=True)
+class KeywordProblem:
+    """One problem in a keyword table, with the reason an operator reads."""
+
+    keyword: str
+    command: str
+    language: str
+    severity: str  # "error" refuses the keyword, "warning" flags it
+    reason: str
+
+
+def check_keywords(items: Iterable[tuple[str, str, str]]) -> list[KeywordProblem]:
+    """Conflicts and risks in (command, language, keyword) triples.
+
+    >>> [p.reason for p in check_keywords([("help", "en", "HELP"), ("status", "en", "help")])]
+    ["'help' is already a keyword of command 'help'", "'help' is a carrier word meaning 'help'"]
+    """
+    problems: list[KeywordProblem] = []
+    seen: dict[str, tuple[str, str]] = {}
+    listed = list(items)
+    for command, language, keyword in listed:
+        normal = normalize(keyword)
+        if not normal:
+            problems.append(
+                KeywordProblem(keyword, command, language, "error", "empty after normalisation")
+            )
+            continue
+        if normal in seen and seen[normal][0] != command:
+            problems.append(
+                KeywordProblem(
+                    keyword,
+                    command,
+                    language,
+                    "error",
+                    f"'{normal}' is already a keyword of command '{seen[normal][0]}'",
+                )
+            )
+        seen.setdefault(normal, (command, language))
+        meaning = RESERVED.get(normal)
+        if meaning is not None and meaning != command:
+            problems.append(
+                KeywordProblem(
+                    keyword,
+                    command,
+                    language,
+                    "error",
+                    f"'{normal}' is a carrier word meaning '{meaning}'",
+                )
+            )
+        if tracking.looks_like_code(normal):
+            problems.append(
+                KeywordProblem(keyword, command, language, "error", "looks like a tracking code")
+            )
+    for i, (command, language, keyword) in enumerate(listed):
+        normal = normalize(keyword)
+        for other_command, _other_lang, other in listed[i + 1 :]:
+            other_normal = normalize(other)
+            if other_command == command or not normal or normal == other_normal:
+                continue
+            if min(len(normal), len(other_normal)) < FUZZY_MIN_LENGTH:
+                continue
+            if normal in RESERVED and other_normal in RESERVED:
+                continue  # both fixed by the carriers: nothing an operator can change
+            if fuzz.ratio(normal, other_normal) >= FUZZY_MIN_SCORE:
+                problems.append(
+                    KeywordProblem(
+                        keyword,
+                        command,
+                        language,
+                        "warning",
+                        f"'{normal}' is close to '{other_normal}' of command "
+                        f"'{other_command}': a typo could suggest the wrong one",
+                    )
+                )
+    return problems
