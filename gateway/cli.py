@@ -61,14 +61,22 @@ def serve(
 
     logging.getLogger().setLevel(logging.INFO)
 
-    from gateway.app import check_startable
+    from gateway.app import DEV_MODE_BANNER, check_startable
 
     settings = _settings()
     check_startable(settings)
     runtime = Runtime.create(settings)
-    if runtime.is_sqlite:
-        _run(lambda r: asyncio.sleep(0))
-    asyncio.run(runtime.close())
+
+    async def prepare() -> None:
+        try:
+            if runtime.is_sqlite:
+                await runtime.migrate()
+        finally:
+            await runtime.close()
+
+    asyncio.run(prepare())
+    if settings.twilio_auth_token is None:
+        err.print(f"[bold red]{DEV_MODE_BANNER}[/bold red]")
     uvicorn.run(
         "gateway.app:app_from_env",
         factory=True,

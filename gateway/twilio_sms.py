@@ -188,8 +188,9 @@ async def inbound_sms(request: Request, runtime: RuntimeDep) -> Response:
         # Twilio's Advanced Opt-Out already answered STOP/START/HELP itself.
         reply = None
     callback = None
-    if outcome.outbound_id is not None and runtime.settings.public_url:
-        callback = f"{runtime.settings.public_url}/sms/twilio/status?outbound={outcome.outbound_id}"
+    if outcome.outbound_id is not None:
+        base = runtime.settings.public_url or str(request.base_url).rstrip("/")
+        callback = f"{base}/sms/twilio/status?outbound={outcome.outbound_id}"
     return Response(render_twiml(reply, callback), media_type="application/xml")
 
 
