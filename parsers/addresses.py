@@ -14,15 +14,22 @@
 
 from __future__ import annotations
 
+import re
+
 import phonenumbers
 
 from parsers.errors import InvalidFormat
 from parsers.normalize import fold_digits, strip_invisible
 
+_PHONE_CHARS = re.compile(r"\+?[0-9(][0-9 ()./\-]{3,24}", re.ASCII)
+_EMAIL = re.compile(r"[^@\s<>()\[\],;:\"]+@[^\W_](?:[\w\-]*[^\W_])?(?:\.[^\W_](?:[\w\-]*[^\W_])?)+")
+
 
 def normalize_phone(text: str, region: str = "IR") -> str:
     """E.164 form of a phone number, or `InvalidFormat`; a leading 0 reads as `region`."""
-    cleaned = fold_digits(strip_invisible(text or "")).strip()
+    cleaned = fold_digits(strip_invisible(text if isinstance(text, str) else "")).strip()
+    if not _PHONE_CHARS.fullmatch(cleaned):
+        raise InvalidFormat("not a phone number")
     if cleaned.startswith("00"):
         cleaned = "+" + cleaned[2:]
     try:
@@ -36,18 +43,20 @@ def normalize_phone(text: str, region: str = "IR") -> str:
 
 def normalize_email(text: str) -> str:
     """An email address trimmed and lower-cased, or `InvalidFormat`."""
-    address = strip_invisible(text or "").strip().lower()
-    local, _, domain = address.rpartition("@")
-    if not local or "." not in domain or " " in address:
+    address = strip_invisible(text if isinstance(text, str) else "").strip().lower()
+    if len(address) > 320 or not _EMAIL.fullmatch(address):
         raise InvalidFormat("not an email address")
     return address
 
 
 def mask(address: str) -> str:
     """An address shortened for logs: never a full phone number or email address."""
+    if not isinstance(address, str):
+        return "***"
     if "@" in address:
         local, _, domain = address.rpartition("@")
-        return f"{local[:2]}***@{domain}"
+        keep = 2 if len(local) > 4 else 1 if len(local) > 2 else 0
+        return f"{local[:keep]}***@{domain}"
     if len(address) <= 8:
         return "***"
     return f"{address[:6]}{'*' * (len(address) - 8)}{address[-2:]}"

@@ -19,7 +19,9 @@ from datetime import datetime, timedelta, timezone
 import jdatetime
 
 _TO_PERSIAN = str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹")
-_ARABIC_SCRIPT = re.compile("[\u0600-\u06ff\u0750-\u077f\ufb50-\ufdff\ufe70-\ufeff]")
+_ARABIC_SCRIPT = re.compile(
+    "[\u0600-\u065f\u066a-\u06ef\u06fa-\u06ff\u0750-\u077f\ufb50-\ufdff\ufe70-\ufefe]"
+)
 _LATIN = re.compile(r"[A-Za-z]")
 # The city's clock for dates shown to citizens (Iran Standard Time, no DST since 2022).
 CITY_TZ = timezone(timedelta(hours=3, minutes=30))

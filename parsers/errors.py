@@ -29,3 +29,21 @@ class InvalidChecksum(ParseError):
     """The check digits do not match: most likely a typing mistake."""
 
     reply_key = "invalid_checksum"
+
+
+class Suspicious(ParseError):
+    """Well-formed but implausible (a placeholder such as one digit repeated)."""
+
+    reply_key = "suspicious"
+
+
+class OutOfRange(ParseError):
+    """A value outside the allowed range."""
+
+    reply_key = "out_of_range"
+
+
+class Required(ParseError):
+    """A required answer is missing."""
+
+    reply_key = "required"

@@ -101,14 +101,24 @@ class ParsedCommand:
 
 
 def _join_code(args: list[str]) -> list[str]:
-    """Spaced code groups ("4821 3307 6634") become one argument; the rest stay."""
-    for size in range(len(args), 1, -1):
-        for start in range(0, len(args) - size + 1):
-            run = args[start : start + size]
-            if all(re.fullmatch(r"[\d\-]+", a, re.ASCII) for a in run) and (
-                tracking.looks_like_code("".join(run))
-            ):
-                return [*args[:start], tracking.compact("".join(run)), *args[start + size :]]
+    """A code typed in groups ("4821 3307 6634", "4821-3307-6634") becomes one argument.
+
+    Linear in the number of words: only runs of digit groups are looked at, and a run
+    stops growing once it holds twelve digits.
+    """
+    digit_group = re.compile(r"[\d\-]+", re.ASCII)
+    for start, word in enumerate(args):
+        if not digit_group.fullmatch(word):
+            continue
+        joined = ""
+        for end in range(start, len(args)):
+            if not digit_group.fullmatch(args[end]):
+                break
+            joined += args[end].replace("-", "")
+            if len(joined) > tracking.LENGTH:
+                break
+            if len(joined) == tracking.LENGTH:
+                return [*args[:start], joined, *args[end + 1 :]]
     return args
 
 
@@ -116,7 +126,7 @@ def parse(text: str, table: KeywordTable) -> ParsedCommand:
     """Read a citizen's message against the keyword table. Never raises."""
     if not isinstance(text, str):
         text = ""
-    words = tokens(text)
+    words = tokens(text.replace(":", " "))
     if not words:
         return ParsedCommand(text=text)
     # Exact: the longest keyword (up to three words) at the start of the message.

@@ -22,11 +22,15 @@ _GSM_EXTENDED = set("^{}\\[~]|€\f")
 
 def is_gsm7(text: str) -> bool:
     """Whether every character fits the GSM 03.38 alphabet."""
+    if not isinstance(text, str):
+        return True
     return all(ch in _GSM_BASIC or ch in _GSM_EXTENDED for ch in text)
 
 
 def units(text: str) -> int:
     """Length in the encoding's units: septets for GSM-7, UTF-16 code units for UCS-2."""
+    if not isinstance(text, str):
+        return 0
     if is_gsm7(text):
         return sum(2 if ch in _GSM_EXTENDED else 1 for ch in text)
     return len(text.encode("utf-16-le")) // 2

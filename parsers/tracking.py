@@ -36,6 +36,8 @@ def compact(text: str) -> str:
     >>> compact("٤٨٢١-٣٣٠٧-٦٦٣٤")
     '482133076634'
     """
+    if not isinstance(text, str):
+        return ""
     return _SEPARATORS.sub("", fold_digits(strip_invisible(text))).strip()
 
 
