@@ -14,7 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gateway.auth import Operator
 from gateway.twilio_sms import RuntimeDep
-from models.cases import Case, change_status, create_case, find_case
+from handlers.submission import Rejected, submit
+from models.cases import Case, change_status, find_case
 from models.contacts import get_or_create_contact
 from parsers import tracking
 from parsers.addresses import normalize_email, normalize_phone
@@ -106,6 +107,7 @@ async def open_case(body: CaseCreate, runtime: RuntimeDep, actor: Operator) -> d
     unknown = sorted(set(body.fields) - {f.key for f in service.fields})
     if unknown:
         raise _unprocessable(f"fields not in service '{service.code}': {', '.join(unknown)}")
+    answers = {k: None if v is None else str(v) for k, v in body.fields.items()}
     try:
         if body.phone is not None:
             channel, address = "sms", normalize_phone(body.phone, config.default_region)
@@ -115,17 +117,27 @@ async def open_case(body: CaseCreate, runtime: RuntimeDep, actor: Operator) -> d
         raise _unprocessable(f"invalid contact: {exc}") from None
     async with runtime.sessions.begin() as session:
         contact = await get_or_create_contact(session, channel=channel, address=address)
-        case, pin = await create_case(
+        outcome = await submit(
             session,
-            service=service.code,
+            city=config,
+            service=service,
+            answers=answers,
             contact=contact,
             channel=channel,
-            fields=body.fields,
-            district=body.district,
             actor=actor,
-            make_code=tracking.generate,
+            district=body.district,
         )
-        return {**_out(case), "pin": pin}
+        if isinstance(outcome, Rejected):
+            problems = [
+                {
+                    "field": p.key,
+                    "problem": p.reply_key,
+                    "expected": config.text(p.reply_key, "en", **p.values),
+                }
+                for p in outcome.problems
+            ]
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, {"fields": problems})
+        return {**_out(outcome.case), "pin": outcome.pin}
 
 
 async def _load(runtime: Any, session: Any, code: str) -> Case:

@@ -126,10 +126,11 @@ def simulate(
             runtime,
             InboundText(channel, f"sim-{uuid.uuid4().hex}", address, body, raw={"simulated": True}),
         )
-        reply = outcome.reply or ""
-        out.print(reply, markup=False, highlight=False)
-        if channel == "sms":
-            out.print(f"[dim]({len(reply)} characters, {segments(reply)} SMS segment(s))[/dim]")
+        for message in outcome.messages:
+            out.print(message.text, markup=False, highlight=False)
+            if channel == "sms":
+                size = f"{len(message.text)} characters, {segments(message.text)} SMS segment(s)"
+                out.print(f"[dim]({size})[/dim]")
 
     async def work(runtime: Runtime) -> None:
         if text is not None:

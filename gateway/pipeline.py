@@ -2,7 +2,9 @@
 
 Every edge (Twilio webhook, simulator, later the email poller) hands an `InboundText`
 to `process`. The message is committed before anything else happens; a second delivery
-of the same provider id gets the reply already given and changes nothing.
+of the same provider id gets the reply already given and changes nothing. Messages of
+one contact are handled one at a time (the contact row is locked), so two texts sent
+together can neither skip a form step nor file a case twice.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from models.messages import (
     InboundMessage,
     OutboundMessage,
     claim_inbound,
-    find_reply,
+    find_replies,
     store_inbound,
 )
 from parsers.addresses import mask
@@ -43,12 +45,22 @@ class InboundText:
 
 
 @dataclass(frozen=True)
+class ReplyMessage:
+    text: str
+    outbound_id: int | None
+
+
+@dataclass(frozen=True)
 class Outcome:
     inbound_id: int
-    reply: str | None
+    messages: tuple[ReplyMessage, ...]
     reply_key: str | None
-    outbound_id: int | None
     duplicate: bool
+
+    @property
+    def reply(self) -> str:
+        """All reply messages as one text (for the simulator and logs)."""
+        return "\n\n".join(m.text for m in self.messages)
 
 
 def _storable(value: Any) -> Any:
@@ -89,15 +101,12 @@ async def process(runtime: Runtime, msg: InboundText) -> Outcome:
             row = await claim_inbound(session, inbound_id=inbound_id)
             if row.handled_at is not None:
                 log.info("repeat delivery of %s message %s answered again", msg.channel, row.id)
-                first = await find_reply(session, inbound_id=inbound_id)
-                return Outcome(
-                    inbound_id,
-                    row.reply_text,
-                    None,
-                    first.id if first is not None else None,
-                    duplicate=True,
-                )
-            reply, outbound_id, command = await _handle(session, runtime, row, msg)
+                earlier = await find_replies(session, inbound_id=inbound_id)
+                messages = tuple(ReplyMessage(o.body, o.id) for o in earlier)
+                if not messages and row.reply_text:
+                    messages = (ReplyMessage(row.reply_text, None),)
+                return Outcome(inbound_id, messages, None, duplicate=True)
+            reply, sent, command = await _handle(session, runtime, row, msg)
     except Exception:
         log.exception("handling %s message %s failed", msg.channel, inbound_id)
         text = runtime.config.text("internal_error", runtime.config.default_language)
@@ -107,7 +116,7 @@ async def process(runtime: Runtime, msg: InboundText) -> Outcome:
             row.reply_text = text
             row.handled_at = utcnow()
         REPLIES.labels(channel=msg.channel, key="internal_error").inc()
-        return Outcome(inbound_id, text, "internal_error", None, duplicate=False)
+        return Outcome(inbound_id, (ReplyMessage(text, None),), "internal_error", False)
     REPLIES.labels(channel=msg.channel, key=reply.key).inc()
     log.info(
         "%s from %s: %s -> %s",
@@ -116,14 +125,16 @@ async def process(runtime: Runtime, msg: InboundText) -> Outcome:
         command or "unknown",
         reply.key,
     )
-    return Outcome(inbound_id, reply.text, reply.key, outbound_id, duplicate=False)
+    return Outcome(inbound_id, sent, reply.key, duplicate=False)
 
 
 async def _handle(
     session: AsyncSession, runtime: Runtime, row: InboundMessage, msg: InboundText
-) -> tuple[Reply, int, str | None]:
+) -> tuple[Reply, tuple[ReplyMessage, ...], str | None]:
     """Parse and dispatch inside the caller's transaction; record the reply on the row."""
-    contact = await get_or_create_contact(session, channel=msg.channel, address=msg.from_address)
+    contact = await get_or_create_contact(
+        session, channel=msg.channel, address=msg.from_address, lock=True
+    )
     table = await runtime.keyword_table(session)
     command = parse(msg.body, table)
     ctx = Context(
@@ -132,22 +143,27 @@ async def _handle(
         contact=contact,
         language=runtime.config.default_language,
         keywords=table,
+        now=runtime.clock(),
     )
     ctx = with_language(ctx, reply_language(command, ctx, runtime.config.default_language))
     reply = await dispatch(command, ctx)
-    outbound = OutboundMessage(
-        channel=msg.channel,
-        contact_id=contact.id,
-        inbound_id=row.id,
-        to_address=msg.from_address,
-        body=reply.text,
-        kind="reply",
-        status="accepted",
-    )
-    session.add(outbound)
+    outbound = [
+        OutboundMessage(
+            channel=msg.channel,
+            contact_id=contact.id,
+            inbound_id=row.id,
+            to_address=msg.from_address,
+            body=part,
+            kind="reply",
+            status="accepted",
+        )
+        for part in reply.parts
+    ]
+    session.add_all(outbound)
     row.contact_id = contact.id
     row.command = command.command
-    row.reply_text = reply.text
+    row.reply_text = "\n\n".join(reply.parts)
     row.handled_at = ctx.now
     await session.flush()
-    return reply, outbound.id, command.command
+    sent = tuple(ReplyMessage(o.body, o.id) for o in outbound)
+    return reply, sent, command.command

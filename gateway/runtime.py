@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gateway.settings import CityConfig, Settings, load_city_config
+from models.base import utcnow
 from models.db import make_engine, make_sessionmaker, migrate
 from models.keywords import list_keyword_rows
 from parsers.grammar import KeywordTable
@@ -19,6 +22,7 @@ class Runtime:
     config: CityConfig
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    clock: Callable[[], datetime] = utcnow
     _keyword_cache: tuple[tuple[tuple[str, str, str], ...], KeywordTable] | None = field(
         default=None, repr=False
     )

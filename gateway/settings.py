@@ -36,7 +36,8 @@ STATUSES = (
     "rejected",
     "closed",
 )
-COMMANDS = ("help", "status", "stop", "start", "lang")
+COMMANDS = ("help", "status", "new", "mycases", "exit", "stop", "start", "lang")
+CONVERSATION_WORDS = ("more", "back", "confirm", "edit", "skip")
 FIELD_TYPES = (
     "text",
     "number",
@@ -108,6 +109,8 @@ class ServiceField(_Strict):
             raise ValueError("a 'choice' field needs a non-empty 'options' list")
         if self.type != "choice" and self.options:
             raise ValueError(f"'options' only belongs to 'choice' fields, not '{self.type}'")
+        if self.type == "number" and (self.min is None or self.max is None):
+            raise ValueError("a 'number' field needs 'min' and 'max'")
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError("'min' is greater than 'max'")
         return self
@@ -140,6 +143,20 @@ class District(_Strict):
     name: Bilingual
 
 
+class ConversationConfig(_Strict):
+    """Multi-step forms: how long one waits for an answer, and the words used inside it."""
+
+    expiry_minutes: int = Field(default=30, gt=0, le=24 * 60)
+    words: dict[str, CommandConfig]
+
+    @field_validator("words")
+    @classmethod
+    def _all_words(cls, words: dict[str, CommandConfig]) -> dict[str, CommandConfig]:
+        if set(words) != set(CONVERSATION_WORDS):
+            raise ValueError(f"words must be exactly {list(CONVERSATION_WORDS)}")
+        return words
+
+
 class CityConfig(_Strict):
     """Everything in `config.yaml`."""
 
@@ -147,6 +164,7 @@ class CityConfig(_Strict):
     default_language: Language = "fa"
     default_region: str = Field(default="IR", pattern=r"^[A-Z]{2}$")
     commands: dict[str, CommandConfig]
+    conversation: ConversationConfig
     statuses: dict[str, Bilingual]
     districts: list[District] = Field(min_length=1)
     services: list[Service] = Field(default_factory=list)
@@ -218,8 +236,32 @@ class CityConfig(_Strict):
     def service(self, code: str) -> Service | None:
         return next((s for s in self.services if s.code == code), None)
 
+    def service_by_number(self, number: int) -> Service | None:
+        return next((s for s in self.services if s.number == number), None)
+
     def district(self, number: int) -> District | None:
         return next((d for d in self.districts if d.number == number), None)
+
+    def district_numbers(self, service: str | None = None) -> list[int]:
+        """Every district, or those a service is offered in."""
+        found = self.service(service) if service else None
+        if found is not None and found.districts != "all":
+            return list(found.districts)
+        return [d.number for d in self.districts]
+
+    def district_label(self, number: int, language: str) -> str:
+        found = self.district(number)
+        return found.name.get(language) if found else str(number)
+
+    def words(self, kind: str, language: str | None = None) -> list[str]:
+        """The conversation words of `kind` (more, back, confirm, edit, skip) as written."""
+        per_language = self.conversation.words[kind]
+        languages = (language,) if language else LANGUAGES
+        return [w for lang in languages for w in getattr(per_language, lang)]
+
+    @property
+    def expiry_minutes(self) -> int:
+        return self.conversation.expiry_minutes
 
 
 class Settings(BaseSettings):

@@ -139,9 +139,10 @@ def _refusal(exc: Refused) -> Response:
     return Response(exc.reason + "\n", status_code=exc.status, media_type="text/plain")
 
 
-def render_twiml(body: str | None, status_callback: str | None) -> str:
+def render_twiml(messages: list[tuple[str, str | None]]) -> str:
+    """TwiML with one <Message> per reply message, each with its status callback URL."""
     response = MessagingResponse()
-    if body:
+    for body, status_callback in messages:
         if status_callback:
             response.message(body, action=status_callback, method="POST")
         else:
@@ -183,15 +184,16 @@ async def inbound_sms(request: Request, runtime: RuntimeDep) -> Response:
             raw={k: form.getlist(k) if len(form.getlist(k)) > 1 else form[k] for k in form},
         ),
     )
-    reply = outcome.reply
+    base = runtime.settings.public_url or str(request.base_url).rstrip("/")
+    messages = [
+        (m.text, f"{base}/sms/twilio/status?outbound={m.outbound_id}" if m.outbound_id else None)
+        for m in outcome.messages
+        if m.text
+    ]
     if decoded.opt_out_type:
         # Twilio's Advanced Opt-Out already answered STOP/START/HELP itself.
-        reply = None
-    callback = None
-    if outcome.outbound_id is not None:
-        base = runtime.settings.public_url or str(request.base_url).rstrip("/")
-        callback = f"{base}/sms/twilio/status?outbound={outcome.outbound_id}"
-    return Response(render_twiml(reply, callback), media_type="application/xml")
+        messages = []
+    return Response(render_twiml(messages), media_type="application/xml")
 
 
 @router.post("/sms/twilio/status", response_class=Response)

@@ -2,22 +2,53 @@
 
 Anyone else gets exactly the reply for a code that does not exist, so a stranger cannot
 learn whether a code is in use. A code whose check digits are wrong is a typing mistake
-and is told so; it never reaches the database.
+and is told so; it never reaches the database. The reply names the service, the status,
+the date of the last change (Jalali in Persian), the expected completion date while the
+case is open, and the latest public note as far as the SMS budget allows.
 """
 
 from __future__ import annotations
 
-from handlers.base import Context, Reply
-from models.cases import check_pin, find_case, last_public_note
+from datetime import timedelta
+
+from handlers.base import MAX_SEGMENTS, Context, Reply
+from models.cases import FINAL_STATUSES, Case, check_pin, find_case, last_public_note
 from parsers import tracking
-from parsers.display import format_date, localize_digits
+from parsers.display import format_date
 from parsers.errors import InvalidChecksum, ParseError
 from parsers.grammar import ParsedCommand
 from parsers.normalize import fold_digits
 from parsers.segments import budget
 
 COMMAND = "status"
-MAX_SEGMENTS = 2
+
+
+def describe(case: Case, ctx: Context) -> str:
+    """The status text of a case the contact may see, within two segments."""
+    lines = [
+        ctx.say(
+            "status_reply",
+            code=tracking.format_code(case.code),
+            service=ctx.texts.service_name(case.service, ctx.language),
+            status=ctx.texts.status_name(case.status, ctx.language),
+            date=format_date(case.updated_at, ctx.language),
+        )
+    ]
+    service = ctx.texts.service(case.service)
+    if service is not None and case.status not in FINAL_STATUSES:
+        due = case.created_at + timedelta(days=service.sla_days)
+        lines[-1] += ("، " if ctx.language == "fa" else ", ") + ctx.say(
+            "status_due", due=format_date(due, ctx.language)
+        )
+    text = "\n".join(lines)
+    note = last_public_note(case)
+    room = budget(MAX_SEGMENTS) - len(text) - 1
+    if note and room >= 12:
+        line = ctx.say("status_note", note=note)
+        if len(line) > room:
+            line = line[: room - 1].rstrip() + "…"
+        text = f"{text}\n{line}"
+    return text
 
 
 async def handle(command: ParsedCommand, ctx: Context) -> Reply:
@@ -38,21 +69,4 @@ async def handle(command: ParsedCommand, ctx: Context) -> Reply:
     )
     if case is None or not visible:
         return ctx.reply("status_unknown", code=tracking.format_code(code))
-    reply = ctx.reply(
-        "status_reply",
-        code=tracking.format_code(code),
-        service=ctx.texts.service_name(case.service, ctx.language),
-        status=ctx.texts.status_name(case.status, ctx.language),
-        date=format_date(case.updated_at, ctx.language),
-    )
-    note = last_public_note(case)
-    if note:
-        room = budget(MAX_SEGMENTS) - len(reply.text) - 1
-        if room >= 12:
-            line = localize_digits(
-                ctx.texts.text("status_note", ctx.language, note=note), ctx.language
-            )
-            if len(line) > room:
-                line = line[: room - 1].rstrip() + "…"
-            reply = Reply(key=reply.key, text=f"{reply.text}\n{line}", language=reply.language)
-    return reply
+    return Reply(key="status_reply", parts=(describe(case, ctx),), language=ctx.language)

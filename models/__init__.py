@@ -7,6 +7,7 @@ engine and sessions and applies the Alembic migrations kept in `models/migration
 from models.base import Base
 from models.cases import Case, CaseEvent
 from models.contacts import Contact
+from models.conversations import Conversation
 from models.keywords import Keyword
 from models.messages import InboundMessage, OutboundMessage
 
@@ -15,6 +16,7 @@ __all__ = [
     "Case",
     "CaseEvent",
     "Contact",
+    "Conversation",
     "InboundMessage",
     "Keyword",
     "OutboundMessage",

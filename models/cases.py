@@ -18,6 +18,7 @@ from models.base import Base, UTCDateTime, utcnow
 from models.contacts import Contact
 
 PIN_ITERATIONS = 20_000
+FINAL_STATUSES = frozenset({"approved", "rejected", "closed"})
 
 
 class Case(Base):
@@ -157,6 +158,16 @@ async def change_status(
     await session.flush()
     await session.refresh(case, ["events"])
     return event
+
+
+async def open_cases_of(session: AsyncSession, *, contact_id: int) -> list[Case]:
+    """The contact's cases not yet in a final status, newest first."""
+    stmt = (
+        select(Case)
+        .where(Case.contact_id == contact_id, Case.status.not_in(FINAL_STATUSES))
+        .order_by(Case.created_at.desc(), Case.id.desc())
+    )
+    return list((await session.execute(stmt)).unique().scalars().all())
 
 
 def last_public_note(case: Case) -> str | None:

@@ -26,14 +26,24 @@ class Contact(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
-async def find_contact(session: AsyncSession, *, channel: str, address: str) -> Contact | None:
+async def find_contact(
+    session: AsyncSession, *, channel: str, address: str, lock: bool = False
+) -> Contact | None:
     stmt = select(Contact).where(Contact.channel == channel, Contact.address == address)
+    if lock:
+        stmt = stmt.with_for_update()
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
-async def get_or_create_contact(session: AsyncSession, *, channel: str, address: str) -> Contact:
-    """The contact for a normalised address, created on first contact (race-safe)."""
-    found = await find_contact(session, channel=channel, address=address)
+async def get_or_create_contact(
+    session: AsyncSession, *, channel: str, address: str, lock: bool = False
+) -> Contact:
+    """The contact for a normalised address, created on first contact (race-safe).
+
+    With `lock`, the row stays locked until the transaction ends (PostgreSQL; SQLite
+    serialises writers anyway), so two messages from one contact are handled in turn.
+    """
+    found = await find_contact(session, channel=channel, address=address, lock=lock)
     if found is not None:
         return found
     try:
@@ -43,7 +53,7 @@ async def get_or_create_contact(session: AsyncSession, *, channel: str, address:
             await session.flush()
         return contact
     except IntegrityError:
-        found = await find_contact(session, channel=channel, address=address)
+        found = await find_contact(session, channel=channel, address=address, lock=lock)
         assert found is not None
         return found
 

@@ -112,14 +112,14 @@ async def store_inbound(
         return existing, False
 
 
-async def find_reply(session: AsyncSession, *, inbound_id: int) -> OutboundMessage | None:
-    """The reply first given to an inbound message."""
+async def find_replies(session: AsyncSession, *, inbound_id: int) -> list[OutboundMessage]:
+    """The reply messages given to an inbound message, in order."""
     stmt = (
         select(OutboundMessage)
         .where(OutboundMessage.inbound_id == inbound_id, OutboundMessage.kind == "reply")
         .order_by(OutboundMessage.id)
     )
-    return (await session.execute(stmt)).scalars().first()
+    return list((await session.execute(stmt)).scalars().all())
 
 
 async def claim_inbound(session: AsyncSession, *, inbound_id: int) -> InboundMessage:

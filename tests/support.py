@@ -109,9 +109,19 @@ class Twilio:
 
     async def sms(self, body: str, sender: str = "+989121234567", **extra: str) -> str:
         """Send one SMS and return the reply text from the TwiML."""
+        return "\n".join(await self.messages(body, sender, **extra))
+
+    async def messages(self, body: str, sender: str = "+989121234567", **extra: str) -> list[str]:
+        """Send one SMS and return each reply message of the TwiML."""
         response = await self.post(sms_params(body, sender, **extra))
         assert response.status_code == 200, response.text
-        return reply_text(response.text)
+        return reply_messages(response.text)
+
+
+def reply_messages(twiml: str) -> list[str]:
+    root = ET.fromstring(twiml)
+    assert root.tag == "Response"
+    return [el.text or "" for el in root.iter("Message")]
 
 
 def reply_text(twiml: str) -> str:

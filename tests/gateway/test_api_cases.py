@@ -15,8 +15,16 @@ CITIZEN = "+989121234567"
 STRANGER = "+989351112233"
 
 
+LAND_USE = {
+    "postal_code": "1435678911",
+    "district": "6",
+    "plate_number": "۱۲۳/۴۵",
+    "intended_use": "1",
+}
+
+
 async def open_case(client, headers, **overrides) -> dict:
-    body = {"service": "land_use_inquiry", "phone": "09121234567", "fields": {}, "district": 6}
+    body = {"service": "land_use_inquiry", "phone": "09121234567", "fields": LAND_USE}
     body.update(overrides)
     response = await client.post("/api/v1/cases", json=body, headers=headers)
     assert response.status_code == 201, response.text
@@ -45,6 +53,8 @@ async def test_create_case_by_email(client, admin_headers, app):
     [
         ({"service": "no_such_service"}, "unknown service"),
         ({"district": 99}, "unknown district"),
+        ({"fields": {**LAND_USE, "postal_code": "12"}}, "field_postal_code"),
+        ({"fields": {"district": "6"}}, "field_required"),
         ({"phone": "not a phone"}, "invalid contact"),
         ({"email": "a@b.org"}, "exactly one"),
         ({"fields": {"color": "blue"}}, "fields not in service"),
@@ -53,7 +63,7 @@ async def test_create_case_by_email(client, admin_headers, app):
 async def test_create_case_refuses_bad_input_with_reason(
     client, admin_headers, overrides, fragment
 ):
-    body = {"service": "land_use_inquiry", "phone": "09121234567", "district": 6}
+    body = {"service": "land_use_inquiry", "phone": "09121234567", "fields": LAND_USE}
     body.update(overrides)
     response = await client.post("/api/v1/cases", json=body, headers=admin_headers)
     assert response.status_code == 422

@@ -21,11 +21,31 @@ from parsers.segments import segments
 
 UCS2_TWO_SEGMENTS = 134
 SAMPLE = {
-    "kw": "وضعیت",
+    "kw": "پرونده‌های من",
     "help": "راهنما",
     "code": "4821 3307 6634",
     "suggestion": "UNSUBSCRIBE",
     "note": "",
+    "due": "1405/10/30",
+    "more": "بیشتر",
+    "exit": "انصراف",
+    "back": "برگشت",
+    "skip": "SKIP",
+    "yes": "CONFIRM",
+    "edit": "CHANGE",
+    "count": 12,
+    "page": 4,
+    "pages": 4,
+    "number": 999,
+    "step": 6,
+    "total": 6,
+    "label": "کد ملی خریدار",
+    "fields": "کد ملی فروشنده، تاریخ انتقال",
+    "district": "منطقه ۲۲",
+    "minutes": 1440,
+    "min": 1,
+    "max": 100000,
+    "pin": "0000",
 }
 
 
