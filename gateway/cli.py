@@ -186,12 +186,14 @@ def keywords_list() -> None:
 def keywords_check() -> None:
     """Conflicts and problems in the keyword table; exit status 1 when there are errors."""
     from models.keywords import list_keyword_rows
-    from parsers.grammar import check_keywords
+    from parsers.grammar import check_conversation_words, check_keywords
 
     async def work(runtime: Runtime) -> int:
         async with runtime.sessions() as session:
             rows = runtime.config.keyword_triples() + await list_keyword_rows(session)
-        problems = check_keywords(rows)
+        problems = check_keywords(rows) + check_conversation_words(
+            runtime.config.conversation_word_triples(), rows
+        )
         for p in problems:
             colour = "red" if p.severity == "error" else "yellow"
             out.print(

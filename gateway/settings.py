@@ -259,6 +259,15 @@ class CityConfig(_Strict):
         languages = (language,) if language else LANGUAGES
         return [w for lang in languages for w in getattr(per_language, lang)]
 
+    def conversation_word_triples(self) -> list[tuple[str, str, str]]:
+        """(kind, language, word) for every word used inside a form."""
+        return [
+            (kind, language, word)
+            for kind, per_language in self.conversation.words.items()
+            for language in LANGUAGES
+            for word in getattr(per_language, language)
+        ]
+
     @property
     def expiry_minutes(self) -> int:
         return self.conversation.expiry_minutes

@@ -240,3 +240,48 @@ def check_keywords(items: Iterable[tuple[str, str, str]]) -> list[KeywordProblem
                     )
                 )
     return problems
+
+
+def check_conversation_words(
+    words: Iterable[tuple[str, str, str]],
+    keywords: Iterable[tuple[str, str, str]],
+    always_act: Iterable[str] = ("help", "stop", "exit"),
+) -> list[KeywordProblem]:
+    """Problems with the words used inside a form (more, back, confirm, edit, skip).
+
+    A word that is also a keyword of a command that always acts in a form (STOP, HELP,
+    EXIT) would never reach the form; one word for two kinds is ambiguous.
+
+    >>> [p.reason for p in check_conversation_words([("back", "en", "EXIT")],
+    ...                                             [("exit", "en", "EXIT")])]
+    ["'exit' is a keyword of 'exit', which always acts in a form"]
+    """
+    acting = set(always_act)
+    owners = {normalize(k): c for c, _lang, k in keywords if c in acting}
+    problems: list[KeywordProblem] = []
+    seen: dict[str, str] = {}
+    for kind, language, word in words:
+        normal = normalize(word)
+        if not normal:
+            problems.append(
+                KeywordProblem(word, kind, language, "error", "empty after normalisation")
+            )
+            continue
+        if normal in owners:
+            problems.append(
+                KeywordProblem(
+                    word,
+                    kind,
+                    language,
+                    "error",
+                    f"'{normal}' is a keyword of '{owners[normal]}', which always acts in a form",
+                )
+            )
+        if normal in seen and seen[normal] != kind:
+            problems.append(
+                KeywordProblem(
+                    word, kind, language, "error", f"'{normal}' also means '{seen[normal]}'"
+                )
+            )
+        seen.setdefault(normal, kind)
+    return problems

@@ -130,3 +130,26 @@ def test_config_yaml_keywords_have_no_errors() -> None:
     assert triples
     errors = [p for p in check_keywords(triples) if p.severity == "error"]
     assert errors == []
+
+
+def test_conversation_words_of_config_have_no_errors() -> None:
+    from gateway.settings import load_city_config
+    from parsers.grammar import check_conversation_words
+
+    config = load_city_config(Path(__file__).resolve().parents[2] / "config.yaml")
+    problems = check_conversation_words(
+        config.conversation_word_triples(), config.keyword_triples()
+    )
+    assert [p for p in problems if p.severity == "error"] == []
+
+
+def test_a_form_word_that_is_an_always_acting_keyword_is_refused() -> None:
+    from parsers.grammar import check_conversation_words
+
+    problems = check_conversation_words(
+        [("back", "fa", "انصراف"), ("skip", "en", "NEXT"), ("more", "en", "next")],
+        [("exit", "fa", "انصراف"), ("stop", "en", "STOP")],
+    )
+    reasons = [p.reason for p in problems]
+    assert any("always acts in a form" in r for r in reasons)
+    assert any("also means 'skip'" in r for r in reasons)
