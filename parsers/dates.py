@@ -43,22 +43,22 @@ JALALI_MONTHS = (
     "اسفند",
 )
 GREGORIAN_MONTHS = (
-    "jan",
-    "feb",
-    "mar",
-    "apr",
+    "january",
+    "february",
+    "march",
+    "april",
     "may",
-    "jun",
-    "jul",
-    "aug",
-    "sep",
-    "oct",
-    "nov",
-    "dec",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
 )
 _NUMERIC = re.compile(r"^(\d{1,4})[/\-. ](\d{1,2})[/\-. ](\d{1,4})$", re.ASCII)
 _COMPACT = re.compile(r"^(\d{4})(\d{2})(\d{2})$", re.ASCII)
-_NAMED = re.compile(r"^(\d{1,2}) ?([^\d\s]+) ?(\d{4})$")
+_NAMED = re.compile(r"^(\d{1,2})[\s\-/.]*([^\d\s\-/.]+)[\s\-/.]*(\d{4})$", re.ASCII)
 
 
 def _month_number(word: str) -> tuple[int, str] | None:
@@ -67,7 +67,7 @@ def _month_number(word: str) -> tuple[int, str] | None:
         if normal == normalize(name).replace("آ", "ا"):
             return index, "jalali"
     for index, name in enumerate(GREGORIAN_MONTHS, start=1):
-        if normal[:3] == name and len(normal) >= 3:
+        if len(normal) >= 3 and name.startswith(normal.rstrip(".")):
             return index, "gregorian"
     return None
 

@@ -86,6 +86,8 @@ NO_WORDS = frozenset(normalize(w) for w in ("no", "n", "نه", "خیر", "نخی
 _NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?", re.ASCII)
 _DISTRICT = re.compile(r"(\d{1,3})", re.ASCII)
 DEFAULT_TEXT_LIMIT = 500
+# Free text keeps its ZWNJ (part of Persian spelling) but loses bidi controls and NULs.
+_BIDI_AND_NUL = re.compile("[\x00\u200e\u200f\u202a-\u202e\u2066-\u2069\u061c\ufeff]")
 
 
 @dataclass(frozen=True)
@@ -117,14 +119,16 @@ def _number(text: str) -> float:
     cleaned = fold_digits(strip_invisible(text)).replace("٫", ".").replace("/", ".")
     cleaned = re.sub(r"(?<=\d)[,٬،](?=\d{3})", "", cleaned)
     match = _NUMBER.search(cleaned)
-    if match is None:
+    if match is None or len(match.group()) > 18:
         raise InvalidFormat()
     return float(match.group())
 
 
 def _bounds(spec: FieldSpec) -> dict[str, str]:
     def show(x: float | None) -> str:
-        return "" if x is None else f"{x:g}"
+        if x is None:
+            return ""
+        return str(int(x)) if float(x).is_integer() else str(x)
 
     return {"min": show(spec.min), "max": show(spec.max)}
 
@@ -135,9 +139,10 @@ def _choice(spec: FieldSpec, text: str) -> str:
     digits = fold_digits(normal)
     if digits.isascii() and digits.isdigit() and 1 <= int(digits) <= len(options):
         return options[int(digits) - 1].key
+    squeezed = normal.replace(" ", "")
     for option in options:
-        names = {normalize(option.label.get(lang)) for lang in ("fa", "en")}
-        if normal in names or normal == option.key:
+        names = {normalize(option.label.get(lang)).replace(" ", "") for lang in ("fa", "en")}
+        if squeezed in names or normal == option.key:
             return option.key
     raise InvalidFormat()
 
@@ -191,7 +196,7 @@ def validate_answer(
             ):
                 raise OutOfRange()
             return int(number) if number.is_integer() else number
-        value = " ".join(strip_invisible(text).split())
+        value = " ".join(_BIDI_AND_NUL.sub("", text).split())
         limit = spec.max_length or DEFAULT_TEXT_LIMIT
         if len(value) > limit:
             raise FieldError("field_text", max=str(limit))

@@ -21,13 +21,15 @@ import re
 from parsers.errors import InvalidChecksum, InvalidFormat, InvalidLength, Suspicious
 from parsers.normalize import fold_digits, strip_invisible
 
-_SEPARATORS = re.compile(r"[\s\-_.]+")
+_SEPARATORS = re.compile(r"[\s\-_.\u2010-\u2015\u2212]+")
 _DIGITS = re.compile(r"[0-9]+", re.ASCII)
 
 
 def compact(text: str) -> str:
     """Digits folded to ASCII, separators removed, 8–9 digits zero-padded to ten."""
-    digits = _SEPARATORS.sub("", fold_digits(strip_invisible(text or "")))
+    if not isinstance(text, str):
+        return ""
+    digits = _SEPARATORS.sub("", fold_digits(strip_invisible(text)))
     if _DIGITS.fullmatch(digits) and 8 <= len(digits) < 10:
         digits = digits.zfill(10)
     return digits

@@ -16,12 +16,14 @@ import re
 from parsers.errors import InvalidFormat, InvalidLength, Suspicious
 from parsers.normalize import fold_digits, strip_invisible
 
-_SEPARATORS = re.compile(r"[\s\-_.]+")
+_SEPARATORS = re.compile(r"[\s\-_.\u2010-\u2015\u2212]+")
 _DIGITS = re.compile(r"[0-9]+", re.ASCII)
 
 
 def compact(text: str) -> str:
-    return _SEPARATORS.sub("", fold_digits(strip_invisible(text or "")))
+    if not isinstance(text, str):
+        return ""
+    return _SEPARATORS.sub("", fold_digits(strip_invisible(text)))
 
 
 def validate(text: str) -> str:
