@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -30,6 +31,22 @@ def check_startable(settings: Settings) -> None:
         )
 
 
+def start_workers(runtime: Runtime, stop: asyncio.Event) -> list[asyncio.Task[None]]:
+    """The email poller and the outbox worker, each when configured and not turned off."""
+    from gateway.email_poller import run_poller
+    from gateway.outbox import run_outbox
+
+    settings = runtime.settings
+    tasks = []
+    if settings.imap_enabled and settings.run_poller:
+        tasks.append(asyncio.create_task(run_poller(runtime, stop), name="poller"))
+        log.info("email poller started for %s", settings.imap_mailbox)
+    if settings.smtp_enabled and settings.run_outbox:
+        tasks.append(asyncio.create_task(run_outbox(runtime, stop), name="outbox"))
+        log.info("outbox worker started")
+    return tasks
+
+
 def create_app(settings: Settings, config: CityConfig | None = None) -> FastAPI:
     check_startable(settings)
     runtime = Runtime.create(settings, config)
@@ -38,9 +55,13 @@ def create_app(settings: Settings, config: CityConfig | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.twilio_auth_token is None:
             log.warning(DEV_MODE_BANNER)
+        stop = asyncio.Event()
+        tasks = start_workers(runtime, stop)
         try:
             yield
         finally:
+            stop.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await runtime.close()
 
     app = FastAPI(

@@ -55,14 +55,23 @@ def serve(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="worker processes")] = 1,
+    poller: Annotated[bool, typer.Option(help="poll the mailbox (when IMAP is set)")] = True,
+    outbox: Annotated[bool, typer.Option(help="send queued mail (when SMTP is set)")] = True,
 ) -> None:
-    """Run the HTTP gateway (Twilio webhook, operator API, health)."""
+    """Run the gateway: HTTP (Twilio webhook, operator API, health), the email poller and
+    the outbox worker in one process; --no-poller / --no-outbox turn parts off."""
     import uvicorn
 
     logging.getLogger().setLevel(logging.INFO)
 
+    import os
+
     from gateway.app import DEV_MODE_BANNER, check_startable
 
+    if not poller:
+        os.environ["CITYGATE_RUN_POLLER"] = "0"
+    if not outbox:
+        os.environ["CITYGATE_RUN_OUTBOX"] = "0"
     settings = _settings()
     check_startable(settings)
     runtime = Runtime.create(settings)
@@ -86,6 +95,39 @@ def serve(
         proxy_headers=True,
         log_level="info",
     )
+
+
+@app.command("poll-email")
+def poll_email(
+    once: Annotated[bool, typer.Option("--once", help="one poll, then exit")] = False,
+) -> None:
+    """Poll the configured mailbox, then deliver the replies it queued."""
+    from gateway.email_poller import poll_once, run_poller
+    from gateway.outbox import deliver_due, run_outbox
+
+    async def work(runtime: Runtime) -> int:
+        if not runtime.settings.imap_enabled:
+            err.print("IMAP is not configured: set CITYGATE_IMAP_HOST and CITYGATE_IMAP_USER")
+            return 2
+        if once:
+            result = await poll_once(runtime)
+            delivery = await deliver_due(runtime) if runtime.settings.smtp_enabled else None
+            out.print(
+                f"fetched {result.fetched}, handled {result.handled}, "
+                f"repeats {result.duplicates}, failed {result.failed}"
+                + (
+                    f"; replies sent {delivery.sent}, to retry {delivery.retried}, "
+                    f"dead {delivery.dead}"
+                    if delivery
+                    else ""
+                )
+            )
+            return 1 if result.failed else 0
+        stop = asyncio.Event()
+        await asyncio.gather(run_poller(runtime, stop), run_outbox(runtime, stop))
+        return 0
+
+    raise typer.Exit(_run(work))
 
 
 @app.command()

@@ -10,6 +10,7 @@ together can neither skip a form step nor file a case twice.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,8 +75,18 @@ def _storable(value: Any) -> Any:
     return value
 
 
-async def process(runtime: Runtime, msg: InboundText) -> Outcome:
-    """Handle one inbound message exactly once and return the reply to give."""
+Handle = Callable[
+    [AsyncSession, Runtime, InboundMessage, "InboundText"],
+    Awaitable[tuple[Reply | None, tuple[ReplyMessage, ...], str | None]],
+]
+
+
+async def process(runtime: Runtime, msg: InboundText, handle: Handle | None = None) -> Outcome:
+    """Handle one inbound message exactly once and return the reply to give.
+
+    `handle` runs inside the transaction that holds the message's row; the default
+    parses the text as a command and answers inline (SMS, the simulator).
+    """
     msg = InboundText(
         channel=msg.channel,
         provider_id=_storable(msg.provider_id),
@@ -106,7 +117,7 @@ async def process(runtime: Runtime, msg: InboundText) -> Outcome:
                 if not messages and row.reply_text:
                     messages = (ReplyMessage(row.reply_text, None),)
                 return Outcome(inbound_id, messages, None, duplicate=True)
-            reply, sent, command = await _handle(session, runtime, row, msg)
+            reply, sent, command = await (handle or _handle)(session, runtime, row, msg)
     except Exception:
         log.exception("handling %s message %s failed", msg.channel, inbound_id)
         text = runtime.config.text("internal_error", runtime.config.default_language)
@@ -117,20 +128,21 @@ async def process(runtime: Runtime, msg: InboundText) -> Outcome:
             row.handled_at = utcnow()
         REPLIES.labels(channel=msg.channel, key="internal_error").inc()
         return Outcome(inbound_id, (ReplyMessage(text, None),), "internal_error", False)
-    REPLIES.labels(channel=msg.channel, key=reply.key).inc()
+    key = reply.key if reply is not None else None
+    REPLIES.labels(channel=msg.channel, key=key or "none").inc()
     log.info(
         "%s from %s: %s -> %s",
         msg.channel,
         mask(msg.from_address),
         command or "unknown",
-        reply.key,
+        key or "no reply",
     )
-    return Outcome(inbound_id, sent, reply.key, duplicate=False)
+    return Outcome(inbound_id, sent, key, duplicate=False)
 
 
 async def _handle(
     session: AsyncSession, runtime: Runtime, row: InboundMessage, msg: InboundText
-) -> tuple[Reply, tuple[ReplyMessage, ...], str | None]:
+) -> tuple[Reply | None, tuple[ReplyMessage, ...], str | None]:
     """Parse and dispatch inside the caller's transaction; record the reply on the row."""
     contact = await get_or_create_contact(
         session, channel=msg.channel, address=msg.from_address, lock=True

@@ -36,6 +36,21 @@ class Runtime:
         )
 
     @property
+    def secret(self) -> bytes:
+        """The key our Message-ID tokens are signed with (CITYGATE_SECRET_KEY, else a key
+        kept in the data folder; several hosts must share CITYGATE_SECRET_KEY)."""
+        if self.settings.secret_key is not None:
+            return self.settings.secret_key.get_secret_value().encode()
+        path = self.settings.data_dir / "secret.key"
+        if not path.exists():
+            import secrets
+
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_hex(32))
+            path.chmod(0o600)
+        return path.read_text().strip().encode()
+
+    @property
     def is_sqlite(self) -> bool:
         return make_url(self.settings.database_url).get_backend_name() == "sqlite"
 

@@ -306,6 +306,39 @@ class Settings(BaseSettings):
     smtp_security: Literal["tls", "starttls", "none"] = "starttls"
     mail_from: str | None = None
     max_body_chars: int = Field(default=1600, gt=0)
+    secret_key: SecretStr | None = None
+    data_dir: Path = Path("var")
+    imap_processed_folder: str = "Processed"
+    imap_failed_folder: str = "Failed"
+    imap_first_start: Literal["new", "all"] = "new"
+    imap_poll_seconds: float = Field(default=60, gt=0)
+    imap_timeout: float = Field(default=30, gt=0)
+    imap_idle: bool = True
+    smtp_timeout: float = Field(default=30, gt=0)
+    mail_attachment_max_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    mail_message_max_bytes: int = Field(default=25 * 1024 * 1024, gt=0)
+    mail_attachment_types: str = (
+        "application/pdf,image/jpeg,image/png,image/tiff,image/vnd.dwg,application/acad,"
+        "application/x-dwg,application/dxf,image/vnd.dxf,application/zip"
+    )
+    mail_reply_cap_10min: int = Field(default=10, ge=0)
+    mail_reply_cap_day: int = Field(default=40, ge=0)
+    mail_trusted_authserv_id: str | None = None
+    outbox_max_attempts: int = Field(default=8, gt=0)
+    run_poller: bool = True
+    run_outbox: bool = True
+
+    @property
+    def imap_enabled(self) -> bool:
+        return bool(self.imap_host and self.imap_user)
+
+    @property
+    def smtp_enabled(self) -> bool:
+        return bool(self.smtp_host and self.mail_from)
+
+    @property
+    def attachment_types(self) -> frozenset[str]:
+        return frozenset(t.strip().lower() for t in self.mail_attachment_types.split(",") if t)
 
     @field_validator("public_url")
     @classmethod

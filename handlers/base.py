@@ -109,6 +109,11 @@ class Context:
     keywords: KeywordTable
     actor: str = "citizen"
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    # Long messages (email): whole forms and lists in one reply, no SMS conversation.
+    document: bool = False
+    # False when the sender's identity is not proven (an email without a passing
+    # Authentication-Results): such a sender is a stranger even to its own cases.
+    trusted: bool = True
 
     def say(self, key: str, **values: object) -> str:
         """The text `key` in the contact's language, digits localised."""

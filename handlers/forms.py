@@ -124,3 +124,31 @@ def summary_footer(ctx: Context) -> str:
         edit=ctx.word("edit"),
         exit=ctx.keyword("exit"),
     )
+
+
+def form_template(
+    ctx: Context, service: ServiceSpec, answers: Mapping[str, str | None] | None = None
+) -> str:
+    """A fill-in form for mail: help lines first, then one `Label: value` line a field."""
+    answers = answers or {}
+    lines = [
+        ctx.say(
+            "email_template_intro",
+            service=service.name.get(ctx.language),
+            number=service.number,
+        ),
+        "",
+    ]
+    for i, spec in enumerate(service.fields, start=1):
+        note = spec.help.get(ctx.language) if spec.help else ""
+        if spec.type == "choice":
+            note += " — " + " / ".join(o.label.get(ctx.language) for o in spec.options or [])
+        optional = "" if spec.required else " " + ctx.say("email_optional")
+        lines.append(
+            localize_digits(f"{i}. {spec.label.get(ctx.language)}{optional} — ", ctx.language)
+            + note.replace(":", " ")
+        )
+    lines += ["", f"{ctx.say('email_service_label')}: {service.number}"]
+    for spec in service.fields:
+        lines.append(f"{spec.label.get(ctx.language)}: {answers.get(spec.key) or ''}".rstrip())
+    return "\n".join(lines)

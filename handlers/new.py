@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from handlers.base import Context, Reply, ServiceSpec
-from handlers.forms import menu_page, question
+from handlers.forms import form_template, menu_page, menu_pages, question
 from models.conversations import open_conversation
 from parsers.grammar import ParsedCommand
 from parsers.normalize import fold_digits
@@ -19,15 +19,17 @@ def service_number(text: str) -> int | None:
 
 
 async def start_form(ctx: Context, service: ServiceSpec) -> Reply:
-    """Open the form of `service` and ask its first question."""
+    """Open the form of `service` and ask its first question (a fill-in form by email)."""
     await open_conversation(
         ctx.session,
         contact_id=ctx.contact.id,
-        kind="form",
+        kind="document" if ctx.document else "form",
         service=service.code,
         language=ctx.language,
         expires_at=ctx.now + timedelta(minutes=ctx.texts.expiry_minutes),
     )
+    if ctx.document:
+        return Reply(key="template", parts=(form_template(ctx, service),), language=ctx.language)
     intro = ctx.say(
         "form_intro",
         service=service.name.get(ctx.language),
@@ -54,6 +56,12 @@ async def handle(command: ParsedCommand, ctx: Context) -> Reply:
         started = await start_by_number(ctx, command.args[0])
         if started is not None:
             return started
+    if ctx.document:
+        lines = [ctx.say("menu_header", page=1, pages=1)]
+        for page in menu_pages(ctx):
+            lines.extend(page)
+        lines.append(ctx.say("email_menu_footer", kw=ctx.keyword(COMMAND)))
+        return Reply(key="menu", parts=("\n".join(lines),), language=ctx.language)
     await open_conversation(
         ctx.session,
         contact_id=ctx.contact.id,

@@ -41,6 +41,9 @@ def reply_language(command: ParsedCommand, ctx: Context, default: str) -> str:
 
 async def dispatch(command: ParsedCommand, ctx: Context) -> Reply:
     """Route a message to its conversation or its command; return the reply."""
+    if ctx.document:
+        handler = HANDLERS.get(command.command or "", unknown.handle)
+        return await handler(command, ctx)
     open_form, expired = await find_conversation(
         ctx.session, contact_id=ctx.contact.id, now=ctx.now
     )

@@ -65,7 +65,8 @@ async def handle(command: ParsedCommand, ctx: Context) -> Reply:
     pin = fold_digits(command.args[1]) if len(command.args) > 1 else None
     case = await find_case(ctx.session, code=code)
     visible = case is not None and (
-        case.contact_id == ctx.contact.id or (pin is not None and check_pin(pin, case.pin_hash))
+        (case.contact_id == ctx.contact.id and ctx.trusted)
+        or (pin is not None and check_pin(pin, case.pin_hash))
     )
     if case is None or not visible:
         return ctx.reply("status_unknown", code=tracking.format_code(code))

@@ -9,6 +9,7 @@ from models.cases import Case, CaseEvent
 from models.contacts import Contact
 from models.conversations import Conversation
 from models.keywords import Keyword
+from models.mail import MailCursor, StoredAttachment
 from models.messages import InboundMessage, OutboundMessage
 
 __all__ = [
@@ -19,5 +20,7 @@ __all__ = [
     "Conversation",
     "InboundMessage",
     "Keyword",
+    "MailCursor",
     "OutboundMessage",
+    "StoredAttachment",
 ]

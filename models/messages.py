@@ -49,6 +49,13 @@ class InboundMessage(Base):
     command: Mapped[str | None] = mapped_column(String(32), default=None)
     reply_text: Mapped[str | None] = mapped_column(Text, default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)
+    # email: the Message-ID header, a hash of sender, date, subject and body, the raw
+    # message's content address, what became of it, and the case it belongs to
+    message_id: Mapped[str | None] = mapped_column(String(998), default=None, index=True)
+    content_hash: Mapped[str | None] = mapped_column(String(64), default=None)
+    raw_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    outcome: Mapped[str | None] = mapped_column(String(32), default=None)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), default=None)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     handled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
@@ -66,6 +73,14 @@ class OutboundMessage(Base):
     provider_id: Mapped[str | None] = mapped_column(String(255), default=None, index=True)
     status: Mapped[str] = mapped_column(String(32), default="pending")
     error_code: Mapped[str | None] = mapped_column(String(32), default=None)
+    # the outbox: what is still to be sent, when to try next, and why it failed
+    message_id: Mapped[str | None] = mapped_column(String(998), default=None, index=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), default=None)
+    payload: Mapped[str | None] = mapped_column(Text, default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None, index=True)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -76,7 +76,7 @@ def test_every_text_fits_two_segments(city_config: CityConfig, language: str):
         "date": format_date(datetime(2026, 11, 28, tzinfo=UTC), language),
     }
     for key, text in city_config.texts.items():
-        if key.startswith("help_"):
+        if key.startswith(("help_", "email_")):  # email texts have no SMS budget
             continue
         placeholders = set(re.findall(r"\{(\w+)\}", text.get(language)))
         rendered = localize_digits(

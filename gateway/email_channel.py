@@ -1,0 +1,438 @@
+"""The email edge: one raw message in, at most one reply queued in the outbox.
+
+Per message, in this order: store the raw bytes (content-addressed) and the inbound row
+(deduped on Message-ID plus a content hash); stay silent for automatic mail, recording
+bounces; decide whether the sender is trusted; find the case thread; then either a
+form (complete: a case; incomplete: what is missing, kept for the next reply), a
+message for a case's history, or a command with the SMS grammar. Replies are rendered
+as mail and queued; the per-address cap keeps a loop from ever growing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.blobs import store_blob
+from gateway.email_render import (
+    new_token,
+    render_reply,
+    strip_reply_prefix,
+    tagged_code,
+    verified_tokens,
+)
+from gateway.pipeline import InboundText, Outcome, ReplyMessage, process
+from gateway.runtime import Runtime
+from handlers.base import Context, Reply
+from handlers.registry import dispatch
+from handlers.submission import Rejected, submit
+from models.base import utcnow
+from models.cases import Case, CaseEvent
+from models.contacts import Contact, get_or_create_contact
+from models.conversations import close_conversation, find_conversation, open_conversation
+from models.mail import StoredAttachment
+from models.messages import InboundMessage, OutboundMessage
+from parsers import tracking
+from parsers.automail import automatic_reason, bounced_recipient, is_bounce
+from parsers.email_forms import parse_form
+from parsers.grammar import ParsedCommand, parse
+from parsers.mime import ParsedEmail, parse_email
+from parsers.quotes import new_part
+
+log = logging.getLogger("citygate.email")
+DOCUMENT_FORM_DAYS = 14
+
+
+@dataclass(frozen=True)
+class MailIn:
+    raw: bytes
+    parsed: ParsedEmail
+    raw_sha256: str
+    content_hash: str
+
+
+def content_hash(parsed: ParsedEmail) -> str:
+    basis = "\x1f".join([parsed.from_address or "", parsed.date or "", parsed.subject, parsed.text])
+    return hashlib.sha256(basis.encode("utf-8", "replace")).hexdigest()
+
+
+async def handle_email(runtime: Runtime, raw: bytes, *, fallback_id: str) -> Outcome:
+    """Store and handle one message exactly once; a repeat returns the first outcome."""
+    digest = store_blob(runtime.settings.data_dir, "mail", raw)
+    parsed = parse_email(raw)
+    mail = MailIn(raw, parsed, digest, content_hash(parsed))
+    provider_id = f"{parsed.message_id or fallback_id}|{mail.content_hash[:16]}"[:255]
+    headers = {k: v[:500] for k, v in parsed.headers[:60]}
+    message = InboundText(
+        channel="email",
+        provider_id=provider_id,
+        from_address=parsed.from_address or "",
+        body=parsed.text,
+        to_address=None,
+        raw={"headers": headers, "raw_sha256": digest},
+    )
+
+    async def handle(
+        session: AsyncSession, rt: Runtime, row: InboundMessage, msg: InboundText
+    ) -> tuple[Reply | None, tuple[ReplyMessage, ...], str | None]:
+        return await _handle(session, rt, row, mail)
+
+    return await process(runtime, message, handle)
+
+
+async def _handle(
+    session: AsyncSession, runtime: Runtime, row: InboundMessage, mail: MailIn
+) -> tuple[Reply | None, tuple[ReplyMessage, ...], str | None]:
+    settings = runtime.settings
+    parsed = mail.parsed
+    row.message_id = parsed.message_id
+    row.content_hash = mail.content_hash
+    row.raw_sha256 = mail.raw_sha256
+    row.handled_at = runtime.clock()
+    headers = {k: v for k, v in reversed(parsed.headers)}
+    if is_bounce(headers, parsed.from_address, parsed.content_type):
+        await _record_bounce(session, mail)
+        row.outcome = "ignored: bounce"
+        return None, (), None
+    reason = automatic_reason(headers, parsed.from_address, parsed.content_type, settings.mail_from)
+    if reason is not None:
+        row.outcome = f"ignored: {reason}"
+        return None, (), None
+    address = parsed.from_address or ""
+    contact = await get_or_create_contact(session, channel="email", address=address, lock=True)
+    row.contact_id = contact.id
+    table = await runtime.keyword_table(session)
+    ctx = Context(
+        session=session,
+        texts=runtime.config,
+        contact=contact,
+        language=contact.language or _language_of(parsed) or runtime.config.default_language,
+        keywords=table,
+        now=runtime.clock(),
+        document=True,
+        trusted=_trusted(parsed, settings.mail_trusted_authserv_id),
+    )
+    case = await _thread_case(session, runtime, parsed, contact, ctx.trusted)
+    reply, command = await _decide(session, runtime, row, mail, ctx, case)
+    row.reply_text = reply.text if reply else None
+    row.outcome = "handled"
+    if reply is None:
+        return None, (), command
+    if not await _under_cap(session, runtime, address):
+        row.outcome = "handled; reply suppressed by the per-address cap"
+        return reply, (), command
+    outbound = await _queue_reply(session, runtime, row, mail, ctx, reply, case)
+    return reply, (ReplyMessage(reply.text, outbound.id),), command
+
+
+def _language_of(parsed: ParsedEmail) -> str | None:
+    from parsers.display import guess_language
+
+    return guess_language(parsed.subject + "\n" + new_part(parsed.text)[:500])
+
+
+def _trusted(parsed: ParsedEmail, authserv_id: str | None) -> bool:
+    """With a named server, only its top-most Authentication-Results decides."""
+    if not authserv_id:
+        return True
+    results = parsed.header_all("authentication-results")
+    if not results:
+        return False
+    top = results[0]
+    server = top.split(";", 1)[0].strip().lower()
+    if server != authserv_id.lower():
+        return False
+    verdicts = top.lower()
+    return "dmarc=pass" in verdicts or ("spf=pass" in verdicts and "dkim=pass" in verdicts)
+
+
+async def _record_bounce(session: AsyncSession, mail: MailIn) -> None:
+    text = mail.raw.decode("utf-8", "replace")
+    recipient = bounced_recipient(text)
+    if recipient is None:
+        return
+    stmt = select(Contact).where(Contact.channel == "email", Contact.address == recipient)
+    contact = (await session.execute(stmt)).scalar_one_or_none()
+    if contact is not None:
+        contact.bounces += 1
+        contact.bounced_at = utcnow()
+
+
+async def _thread_case(
+    session: AsyncSession,
+    runtime: Runtime,
+    parsed: ParsedEmail,
+    contact: Contact,
+    trusted: bool,
+) -> Case | None:
+    """The case this mail continues: our signed ids, stored ids, body marker, subject tag."""
+    secret = runtime.secret
+    ids = list(parsed.in_reply_to) + list(reversed(parsed.references))
+    tokens = verified_tokens(secret, " ".join(ids)) + verified_tokens(secret, parsed.text)
+    candidates: list[int] = []
+    if ids or tokens:
+        clauses: list[ColumnElement[bool]] = [OutboundMessage.message_id.in_(ids)] if ids else []
+        clauses += [OutboundMessage.message_id.contains(t) for t in tokens]
+        rows = await session.execute(
+            select(OutboundMessage.case_id).where(
+                or_(*clauses), OutboundMessage.case_id.is_not(None)
+            )
+        )
+        candidates += [c for (c,) in rows.all() if c]
+        if ids:
+            rows = await session.execute(
+                select(InboundMessage.case_id).where(
+                    InboundMessage.message_id.in_(ids), InboundMessage.case_id.is_not(None)
+                )
+            )
+            candidates += [c for (c,) in rows.all() if c]
+    for case_id in candidates:
+        case = await session.get(Case, case_id)
+        if case is not None and case.contact_id == contact.id and trusted:
+            return case
+    code = tagged_code(parsed.subject)
+    if code and trusted:
+        stmt = select(Case).where(Case.code == code, Case.contact_id == contact.id)
+        return (await session.execute(stmt)).unique().scalar_one_or_none()
+    return None
+
+
+async def _decide(
+    session: AsyncSession,
+    runtime: Runtime,
+    row: InboundMessage,
+    mail: MailIn,
+    ctx: Context,
+    case: Case | None,
+) -> tuple[Reply | None, str | None]:
+    settings = runtime.settings
+    parsed = mail.parsed
+    if len(mail.raw) > settings.mail_message_max_bytes:
+        megabytes = settings.mail_message_max_bytes // (1024 * 1024)
+        return ctx.reply("email_too_large", max=megabytes), None
+    notes = await _store_attachments(session, runtime, row, mail, ctx)
+    text = new_part(parsed.text)
+    subject = strip_reply_prefix(parsed.subject)
+    form_reply = await _form(session, runtime, row, ctx, text, subject)
+    if form_reply is not None:
+        return _with_notes(ctx, form_reply, notes), "new"
+    command = _command(subject, text, ctx)
+    if case is not None and command.command is None and text.strip():
+        session.add(
+            CaseEvent(
+                case_id=case.id,
+                kind="message",
+                note=text[:4000],
+                public=True,
+                actor=f"citizen ({ctx.contact.channel})",
+            )
+        )
+        row.case_id = case.id
+        await _link_attachments(session, row, case.id)
+        reply = ctx.reply("email_added_to_case", code=tracking.format_code(case.code))
+        return _with_notes(ctx, reply, notes), "message"
+    reply = await dispatch(command, ctx)
+    return _with_notes(ctx, reply, notes), command.command
+
+
+def _command(subject: str, text: str, ctx: Context) -> ParsedCommand:
+    """The command in the subject if it has one, else in the first line of the body."""
+    by_subject = parse(subject, ctx.keywords) if subject else None
+    if by_subject is not None and by_subject.command is not None:
+        return by_subject
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    by_body = parse(first, ctx.keywords)
+    if by_body.command is None and by_subject is not None and by_subject.suggestion:
+        return by_subject
+    return by_body
+
+
+def _with_notes(ctx: Context, reply: Reply, notes: list[str]) -> Reply:
+    if not notes:
+        return reply
+    return Reply(
+        key=reply.key, parts=(reply.text + "\n\n" + "\n".join(notes),), language=reply.language
+    )
+
+
+async def _form(
+    session: AsyncSession,
+    runtime: Runtime,
+    row: InboundMessage,
+    ctx: Context,
+    text: str,
+    subject: str,
+) -> Reply | None:
+    """A form in the mail (named by its Service line, or the form this contact has open)."""
+    config = runtime.config
+    open_form, _expired = await find_conversation(session, contact_id=ctx.contact.id, now=ctx.now)
+    named = parse_form(text, []).service
+    service = None
+    if named:
+        from parsers.normalize import fold_digits
+
+        digits = fold_digits(named).strip()
+        service = (
+            config.service_by_number(int(digits))
+            if digits.isascii() and digits.isdigit() and len(digits) < 4
+            else config.service(named.strip().lower())
+        )
+    if service is None and open_form is not None and open_form.kind == "document":
+        service = config.service(open_form.service or "")
+    if service is None:
+        return None
+    form = parse_form(text, service.fields)
+    if not form.answers and named is None:
+        return None
+    answers: dict[str, str | None] = {}
+    if open_form is not None and open_form.service == service.code:
+        answers.update(open_form.answers)
+    answers.update({k: v for k, v in form.answers.items() if v})
+    outcome = await submit(
+        session,
+        city=config,
+        service=service,
+        answers=answers,
+        contact=ctx.contact,
+        channel="email",
+        actor=ctx.actor,
+    )
+    if isinstance(outcome, Rejected):
+        conversation = open_form
+        if conversation is None or conversation.service != service.code:
+            conversation = await open_conversation(
+                session,
+                contact_id=ctx.contact.id,
+                kind="document",
+                service=service.code,
+                language=ctx.language,
+                expires_at=ctx.now + timedelta(days=DOCUMENT_FORM_DAYS),
+            )
+        conversation.answers = {k: v for k, v in answers.items() if v}
+        conversation.expires_at = ctx.now + timedelta(days=DOCUMENT_FORM_DAYS)
+        labels = {spec.key: spec.label.get(ctx.language) for spec in service.fields}
+        lines = [ctx.say("email_problems")]
+        for problem in outcome.problems:
+            reason = ctx.say(problem.reply_key, **problem.values)
+            lines.append(
+                ctx.say(
+                    "email_problem_line", label=labels.get(problem.key, problem.key), reason=reason
+                )
+            )
+        missing = {p.key for p in outcome.problems}
+        lines += ["", ctx.say("email_fix_below"), ""]
+        lines.append(f"{ctx.say('email_service_label')}: {service.number}")
+        lines += [f"{labels[k]}:" for k in labels if k in missing]
+        return Reply(key="email_problems", parts=("\n".join(lines),), language=ctx.language)
+    if open_form is not None:
+        await close_conversation(session, open_form)
+    row.case_id = outcome.case.id
+    await _link_attachments(session, row, outcome.case.id)
+    code = tracking.format_code(outcome.case.code)
+    return ctx.reply("created", code=code, pin=outcome.pin, kw=ctx.keyword("status"))
+
+
+async def _store_attachments(
+    session: AsyncSession, runtime: Runtime, row: InboundMessage, mail: MailIn, ctx: Context
+) -> list[str]:
+    """Allowed attachments stored by content hash; the refused ones named in the reply."""
+    settings = runtime.settings
+    notes: list[str] = []
+    megabytes = settings.mail_attachment_max_bytes // (1024 * 1024)
+    for attachment in mail.parsed.attachments:
+        name = attachment.filename.replace("\n", " ")[:120]
+        allowed = attachment.content_type.lower() in settings.attachment_types
+        if not allowed or attachment.size > settings.mail_attachment_max_bytes:
+            notes.append(ctx.say("email_attachment_refused", name=name, max=megabytes))
+            continue
+        digest = store_blob(settings.data_dir, "attachments", attachment.data)
+        session.add(
+            StoredAttachment(
+                inbound_id=row.id,
+                sha256=digest,
+                filename=name,
+                content_type=attachment.content_type[:127],
+                size=attachment.size,
+            )
+        )
+    await session.flush()
+    return notes
+
+
+async def _link_attachments(session: AsyncSession, row: InboundMessage, case_id: int) -> None:
+    stmt = select(StoredAttachment).where(StoredAttachment.inbound_id == row.id)
+    for attachment in (await session.execute(stmt)).scalars().all():
+        attachment.case_id = case_id
+
+
+async def _under_cap(session: AsyncSession, runtime: Runtime, address: str) -> bool:
+    """Whether another automatic reply to `address` stays within both caps."""
+    now = runtime.clock()
+    settings = runtime.settings
+    for window, cap in (
+        (timedelta(minutes=10), settings.mail_reply_cap_10min),
+        (timedelta(days=1), settings.mail_reply_cap_day),
+    ):
+        stmt = (
+            select(func.count())
+            .select_from(OutboundMessage)
+            .where(
+                OutboundMessage.channel == "email",
+                OutboundMessage.to_address == address,
+                OutboundMessage.created_at >= now - window,
+            )
+        )
+        if (await session.scalar(stmt) or 0) >= cap:
+            return False
+    return True
+
+
+async def _queue_reply(
+    session: AsyncSession,
+    runtime: Runtime,
+    row: InboundMessage,
+    mail: MailIn,
+    ctx: Context,
+    reply: Reply,
+    case: Case | None,
+) -> OutboundMessage:
+    settings = runtime.settings
+    case_id = row.case_id or (case.id if case else None)
+    code = None
+    if case_id is not None:
+        found = await session.get(Case, case_id)
+        code = found.code if found else None
+    token = new_token(runtime.secret)
+    message = render_reply(
+        mail_from=settings.mail_from or "citygate@localhost",
+        to=ctx.contact.address,
+        subject=mail.parsed.subject,
+        body=reply.text,
+        language=reply.language,
+        token=token,
+        in_reply_to=mail.parsed.message_id,
+        references=mail.parsed.references,
+        code=code,
+    )
+    outbound = OutboundMessage(
+        channel="email",
+        contact_id=ctx.contact.id,
+        inbound_id=row.id,
+        to_address=ctx.contact.address,
+        body=reply.text,
+        kind="reply",
+        status="pending",
+        message_id=str(message["Message-ID"]),
+        case_id=case_id,
+        payload=message.as_string(),
+        next_attempt_at=runtime.clock(),
+        created_at=runtime.clock(),
+    )
+    session.add(outbound)
+    await session.flush()
+    return outbound

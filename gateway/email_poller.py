@@ -1,0 +1,252 @@
+"""The IMAP poller: the city's mailbox in, every message handled once, then filed away.
+
+Per message: fetch by UID, store and handle it (`gateway.email_channel`), then move it to
+the processed folder, or to the failed folder with the error recorded when it cannot be
+handled; the UIDVALIDITY+UID cursor advances either way, so one bad message never
+blocks the rest. Every IMAP command has a timeout; a dropped connection is retried with
+backoff; IDLE is used when the server offers it, polling otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import re
+import ssl
+from dataclasses import dataclass
+
+from aioimaplib import IMAP4, IMAP4_SSL, Response
+
+from gateway.email_channel import handle_email
+from gateway.runtime import Runtime
+from models.mail import get_cursor, save_cursor
+from models.messages import InboundMessage
+
+log = logging.getLogger("citygate.poller")
+_UIDVALIDITY = re.compile(rb"UIDVALIDITY (\d+)")
+_UIDNEXT = re.compile(rb"UIDNEXT (\d+)")
+_FETCH_UID = re.compile(rb"UID (\d+)")
+
+
+class ImapError(Exception):
+    """The server refused a command or the connection broke."""
+
+
+@dataclass
+class PollResult:
+    fetched: int = 0
+    handled: int = 0
+    failed: int = 0
+    duplicates: int = 0
+
+
+def _ok(response: Response, what: str) -> Response:
+    if response.result != "OK":
+        detail = b" ".join(bytes(x) for x in response.lines[-1:]).decode("utf-8", "replace")
+        raise ImapError(f"{what}: {response.result} {detail}")
+    return response
+
+
+def _quote(mailbox: str) -> str:
+    return '"' + mailbox.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+async def connect(runtime: Runtime) -> IMAP4:
+    """A logged-in client, over TLS, STARTTLS or plain as configured."""
+    s = runtime.settings
+    host, timeout = s.imap_host or "127.0.0.1", s.imap_timeout
+    client: IMAP4
+    if s.imap_security == "tls":
+        client = IMAP4_SSL(host=host, port=s.imap_port or 993, timeout=timeout)
+    else:
+        client = IMAP4(host=host, port=s.imap_port or 143, timeout=timeout)
+    await client.wait_hello_from_server()
+    if s.imap_security == "starttls":
+        await _starttls(client, host, timeout)
+    password = s.imap_password.get_secret_value() if s.imap_password else ""
+    _ok(await client.login(s.imap_user or "", password), "LOGIN")
+    return client
+
+
+async def _starttls(client: IMAP4, host: str, timeout: float) -> None:
+    """Upgrade the connection in place (aioimaplib lacks STARTTLS of its own)."""
+    protocol = client.protocol
+    _ok(await asyncio.wait_for(protocol.simple_command("STARTTLS"), timeout), "STARTTLS")
+    loop = asyncio.get_running_loop()
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    transport = await asyncio.wait_for(
+        loop.start_tls(protocol.transport, protocol, context, server_hostname=host), timeout
+    )
+    protocol.transport = transport
+    await asyncio.wait_for(protocol.capability(), timeout)
+
+
+async def _command(coro: object, timeout: float, what: str) -> Response:
+    try:
+        response: Response = await asyncio.wait_for(coro, timeout)  # type: ignore[arg-type]
+    except TimeoutError:
+        raise ImapError(f"{what}: timed out") from None
+    return _ok(response, what)
+
+
+async def _move(client: IMAP4, uid: int, folder: str, timeout: float) -> None:
+    if client.has_capability("MOVE"):
+        await _command(client.uid("move", str(uid), _quote(folder)), timeout, "UID MOVE")
+        return
+    await _command(client.uid("copy", str(uid), _quote(folder)), timeout, "UID COPY")
+    await _command(
+        client.uid("store", str(uid), "+FLAGS.SILENT", r"(\Deleted)"), timeout, "UID STORE"
+    )
+    if client.has_capability("UIDPLUS"):
+        await _command(client.uid("expunge", str(uid)), timeout, "UID EXPUNGE")
+    else:
+        await _command(client.expunge(), timeout, "EXPUNGE")
+
+
+def _message_bytes(response: Response) -> bytes | None:
+    for line in response.lines:
+        if isinstance(line, bytearray):
+            return bytes(line)
+    return None
+
+
+async def poll_once(runtime: Runtime, client: IMAP4 | None = None) -> PollResult:
+    """One pass over the mailbox: every message after the cursor, in UID order."""
+    s = runtime.settings
+    timeout = s.imap_timeout
+    own = client is None
+    client = client or await connect(runtime)
+    result = PollResult()
+    try:
+        selected = await _command(client.select(_quote(s.imap_mailbox)), timeout, "SELECT")
+        text = b" ".join(bytes(x) for x in selected.lines)
+        validity_match = _UIDVALIDITY.search(text)
+        validity = int(validity_match.group(1)) if validity_match else 0
+        uidnext_match = _UIDNEXT.search(text)
+        key = f"{s.imap_user}@{s.imap_host}/{s.imap_mailbox}"
+        async with runtime.sessions.begin() as session:
+            cursor = await get_cursor(session, mailbox=key)
+            if cursor is None or cursor.uidvalidity != validity:
+                start_now = cursor is None and s.imap_first_start == "new" and uidnext_match
+                last = int(uidnext_match.group(1)) - 1 if start_now and uidnext_match else 0
+                if cursor is not None:
+                    log.warning("UIDVALIDITY of %s changed: reading it again", s.imap_mailbox)
+                await save_cursor(session, mailbox=key, uidvalidity=validity, last_uid=last)
+            else:
+                last = cursor.last_uid
+        found = await _command(client.uid_search(f"UID {last + 1}:*"), timeout, "UID SEARCH")
+        uids = sorted(
+            int(u)
+            for line in found.lines[:1]
+            for u in bytes(line).split()
+            if u.isdigit() and int(u) > last
+        )
+        for uid in uids:
+            result.fetched += 1
+            await _one(runtime, client, key, validity, uid, result)
+    finally:
+        if own:
+            try:
+                await asyncio.wait_for(client.logout(), timeout)
+            except Exception:  # noqa: S110 - the connection is being dropped anyway
+                pass
+    return result
+
+
+async def _one(
+    runtime: Runtime, client: IMAP4, key: str, validity: int, uid: int, result: PollResult
+) -> None:
+    s = runtime.settings
+    timeout = s.imap_timeout
+    fetched = await _command(client.uid("fetch", str(uid), "(BODY.PEEK[])"), timeout, "UID FETCH")
+    raw = _message_bytes(fetched)
+    folder = s.imap_processed_folder
+    if raw is None:
+        folder = s.imap_failed_folder
+        result.failed += 1
+        log.error("message uid %d of %s had no body", uid, key)
+    else:
+        try:
+            outcome = await handle_email(runtime, raw, fallback_id=f"{key}:{validity}:{uid}")
+            result.duplicates += outcome.duplicate
+            result.handled += not outcome.duplicate
+        except Exception as exc:
+            folder = s.imap_failed_folder
+            result.failed += 1
+            log.exception("message uid %d of %s could not be handled", uid, key)
+            await _record_failure(runtime, key, validity, uid, raw, exc)
+    await _move(client, uid, folder, timeout)
+    async with runtime.sessions.begin() as session:
+        await save_cursor(session, mailbox=key, uidvalidity=validity, last_uid=uid)
+
+
+async def _record_failure(
+    runtime: Runtime, key: str, validity: int, uid: int, raw: bytes, exc: Exception
+) -> None:
+    """Keep a failed message visible to operators, with the error, in the inbound table."""
+    import hashlib
+
+    from gateway.blobs import store_blob
+
+    digest = store_blob(runtime.settings.data_dir, "mail", raw)
+    async with runtime.sessions.begin() as session:
+        session.add(
+            InboundMessage(
+                channel="email",
+                provider_id=f"failed:{key}:{validity}:{uid}:{hashlib.sha256(raw).hexdigest()[:16]}"[
+                    :255
+                ],
+                from_address="",
+                body="",
+                raw={},
+                raw_sha256=digest,
+                outcome="failed",
+                error=f"{type(exc).__name__}: {exc}"[:1000],
+            )
+        )
+
+
+async def run_poller(runtime: Runtime, stop: asyncio.Event) -> None:
+    """Poll until `stop` is set: IDLE when offered, else every `imap_poll_seconds`;
+    reconnect with exponential backoff after any failure."""
+    s = runtime.settings
+    failures = 0
+    while not stop.is_set():
+        try:
+            client = await connect(runtime)
+            failures = 0
+            try:
+                while not stop.is_set():
+                    await poll_once(runtime, client)
+                    await _wait_for_mail(client, stop, s.imap_poll_seconds, s.imap_idle)
+            finally:
+                try:
+                    await asyncio.wait_for(client.logout(), s.imap_timeout)
+                except Exception:  # noqa: S110 - dropping a broken connection
+                    pass
+        except Exception as exc:
+            failures += 1
+            delay = min(300.0, 2.0 ** min(failures, 8)) * random.uniform(0.5, 1.0)
+            log.warning("mailbox poll failed (%s); retrying in %.0f s", type(exc).__name__, delay)
+            try:
+                await asyncio.wait_for(stop.wait(), delay)
+            except TimeoutError:
+                pass
+
+
+async def _wait_for_mail(client: IMAP4, stop: asyncio.Event, seconds: float, idle: bool) -> None:
+    if idle and client.has_capability("IDLE"):
+        waiter = await client.idle_start(timeout=seconds)
+        try:
+            await asyncio.wait_for(client.wait_server_push(), seconds)
+        except TimeoutError:
+            pass
+        finally:
+            client.idle_done()
+            await asyncio.wait_for(waiter, seconds)
+        return
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except TimeoutError:
+        pass

@@ -1,0 +1,145 @@
+"""The outbox worker: sends what is owed to citizens, with retries and dead letters.
+
+Rows are claimed with `FOR UPDATE SKIP LOCKED` on PostgreSQL (one worker per row across
+processes; SQLite has one writer anyway). A network error or a 4xx SMTP answer is tried
+again with exponential backoff and jitter; a 5xx answer, or too many attempts, makes the
+row a dead letter with its reason, for an operator to see and retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from dataclasses import dataclass
+from datetime import timedelta
+from email import message_from_string, policy
+
+import aiosmtplib
+from sqlalchemy import select
+
+from gateway.runtime import Runtime
+from models.base import utcnow
+from models.messages import OutboundMessage
+from parsers.addresses import mask
+
+log = logging.getLogger("citygate.outbox")
+BASE_DELAY = timedelta(seconds=30)
+MAX_DELAY = timedelta(hours=6)
+LEASE = timedelta(minutes=5)
+
+
+class PermanentFailure(Exception):
+    """The receiving side said no for good (SMTP 5xx): retrying cannot help."""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    sent: int = 0
+    retried: int = 0
+    dead: int = 0
+
+
+def backoff(attempts: int) -> timedelta:
+    """Exponential delay with full jitter, capped."""
+    ceiling = min(MAX_DELAY, BASE_DELAY * (2 ** min(attempts, 16)))
+    return timedelta(seconds=random.uniform(ceiling.total_seconds() / 2, ceiling.total_seconds()))
+
+
+async def send_email(runtime: Runtime, row: OutboundMessage) -> None:
+    """Hand one rendered message to the SMTP server; classify its failures."""
+    settings = runtime.settings
+    if not settings.smtp_host or row.payload is None:
+        raise RuntimeError("SMTP is not configured")
+    message = message_from_string(row.payload, policy=policy.SMTP)
+    try:
+        await aiosmtplib.send(
+            message,
+            hostname=settings.smtp_host,
+            port=settings.smtp_port or (465 if settings.smtp_security == "tls" else 587),
+            username=settings.smtp_user,
+            password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+            use_tls=settings.smtp_security == "tls",
+            start_tls=settings.smtp_security == "starttls",
+            timeout=settings.smtp_timeout,
+        )
+    except aiosmtplib.SMTPResponseException as exc:
+        if 500 <= exc.code < 600:
+            raise PermanentFailure(f"{exc.code} {exc.message}") from None
+        raise
+
+
+async def _claim(runtime: Runtime, limit: int) -> list[int]:
+    """Take due rows for this worker: a lease that another worker, or this one after a
+    crash, may take over once it runs out."""
+    now = runtime.clock()
+    async with runtime.sessions.begin() as session:
+        stmt = (
+            select(OutboundMessage)
+            .where(
+                OutboundMessage.status.in_(("pending", "sending")),
+                OutboundMessage.channel == "email",
+                OutboundMessage.next_attempt_at <= now,
+            )
+            .order_by(OutboundMessage.next_attempt_at, OutboundMessage.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        rows = list((await session.execute(stmt)).scalars().all())
+        for row in rows:
+            row.status = "sending"
+            row.attempts += 1
+            row.next_attempt_at = now + LEASE
+        return [row.id for row in rows]
+
+
+async def deliver_due(runtime: Runtime, *, limit: int = 50) -> Delivery:
+    """Send every due email in the outbox once; returns what happened.
+
+    The database is not held while the SMTP server is talked to.
+    """
+    sent = retried = dead = 0
+    for row_id in await _claim(runtime, limit):
+        async with runtime.sessions() as session:
+            row = await session.get(OutboundMessage, row_id)
+        if row is None:
+            continue
+        status, error, next_at = "sent", None, None
+        try:
+            await send_email(runtime, row)
+        except PermanentFailure as exc:
+            status, error = "dead", str(exc)
+        except Exception as exc:  # network, timeouts, 4xx: try again later
+            error = f"{type(exc).__name__}: {exc}"
+            if row.attempts >= runtime.settings.outbox_max_attempts:
+                status = "dead"
+            else:
+                status, next_at = "pending", runtime.clock() + backoff(row.attempts)
+        async with runtime.sessions.begin() as session:
+            fresh = await session.get(OutboundMessage, row_id)
+            if fresh is None:
+                continue
+            fresh.status = status
+            fresh.last_error = error[:500] if error else None
+            if next_at is not None:
+                fresh.next_attempt_at = next_at
+            if status == "sent":
+                fresh.sent_at = utcnow()
+        sent += status == "sent"
+        retried += status == "pending"
+        dead += status == "dead"
+        log.info("outbox %s to %s: %s", row_id, mask(row.to_address), status)
+    return Delivery(sent, retried, dead)
+
+
+async def run_outbox(runtime: Runtime, stop: asyncio.Event, *, interval: float = 2.0) -> None:
+    """Deliver until `stop` is set; one failure never ends the loop."""
+    while not stop.is_set():
+        try:
+            await deliver_due(runtime)
+        except Exception:
+            log.exception("outbox pass failed; trying again")
+        try:
+            await asyncio.wait_for(stop.wait(), interval)
+        except TimeoutError:
+            pass
