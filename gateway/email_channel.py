@@ -101,7 +101,7 @@ async def _handle(
         return None, (), None
     reason = automatic_reason(headers, parsed.from_address, parsed.content_type, settings.mail_from)
     if reason is not None:
-        row.outcome = f"ignored: {reason}"
+        row.outcome = f"ignored: {reason}"[:200]
         return None, (), None
     address = parsed.from_address or ""
     contact = await get_or_create_contact(session, channel="email", address=address, lock=True)

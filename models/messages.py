@@ -54,7 +54,7 @@ class InboundMessage(Base):
     message_id: Mapped[str | None] = mapped_column(String(998), default=None, index=True)
     content_hash: Mapped[str | None] = mapped_column(String(64), default=None)
     raw_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
-    outcome: Mapped[str | None] = mapped_column(String(32), default=None)
+    outcome: Mapped[str | None] = mapped_column(String(200), default=None)
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), default=None)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     handled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

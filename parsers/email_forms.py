@@ -3,7 +3,8 @@
 A label is a field's label in either language or its key, compared after
 normalisation (ZWNJ, letter forms, case, spacing); a value runs on over the following
 lines until the next label. A `Service:` / `خدمت:` line names the service by number or
-code. Only the new part of a reply is read (see `parsers.quotes`).
+code. A blank line ends a value, so a closing line ("با سپاس") is not taken for part of
+the last answer. Only the new part of a reply is read (see `parsers.quotes`).
 
 >>> from types import SimpleNamespace as NS
 >>> label = lambda fa, en: NS(get=lambda lang: fa if lang == "fa" else en)
@@ -75,7 +76,9 @@ def parse_form(text: str, fields: Sequence[FormField]) -> FormText:
                 current = labels[name]
                 answers[current] = [match.group(2).strip()]
                 continue
-        if current is not None:
+        if not line.strip():
+            current = None
+        elif current is not None:
             answers[current].append(line.strip())
     joined = {key: "\n".join(v).strip() for key, v in answers.items()}
     return FormText(service, {k: v for k, v in joined.items()})

@@ -58,7 +58,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("message_id", sa.String(length=998), nullable=True))
         batch_op.add_column(sa.Column("content_hash", sa.String(length=64), nullable=True))
         batch_op.add_column(sa.Column("raw_sha256", sa.String(length=64), nullable=True))
-        batch_op.add_column(sa.Column("outcome", sa.String(length=32), nullable=True))
+        batch_op.add_column(sa.Column("outcome", sa.String(length=200), nullable=True))
         batch_op.add_column(sa.Column("case_id", sa.Integer(), nullable=True))
         batch_op.create_index(
             batch_op.f("ix_inbound_messages_message_id"), ["message_id"], unique=False
