@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from gateway import api_cases, health, twilio_sms
+from gateway import api_cases, api_mail, health, twilio_sms
 from gateway.runtime import Runtime
 from gateway.settings import CityConfig, ConfigError, Settings, load_settings
 
@@ -73,6 +73,7 @@ def create_app(settings: Settings, config: CityConfig | None = None) -> FastAPI:
     app.state.runtime = runtime
     app.include_router(twilio_sms.router)
     app.include_router(api_cases.router)
+    app.include_router(api_mail.router)
     app.include_router(health.router)
 
     @app.exception_handler(Exception)

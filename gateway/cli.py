@@ -164,6 +164,9 @@ def simulate(
         raise typer.BadParameter(f"not a valid {channel} address", param_hint="--from") from None
 
     async def one(runtime: Runtime, body: str) -> None:
+        if channel == "email":
+            await one_email(runtime, body)
+            return
         outcome = await process(
             runtime,
             InboundText(channel, f"sim-{uuid.uuid4().hex}", address, body, raw={"simulated": True}),
@@ -173,6 +176,33 @@ def simulate(
             if channel == "sms":
                 size = f"{len(message.text)} characters, {segments(message.text)} SMS segment(s)"
                 out.print(f"[dim]({size})[/dim]")
+
+    async def one_email(runtime: Runtime, body: str) -> None:
+        """The text as the body of a mail (its first line also the subject), through the
+        whole email path; prints the reply that would be sent."""
+        from email.message import EmailMessage
+        from email.utils import make_msgid
+
+        from gateway.email_channel import handle_email
+        from models.messages import OutboundMessage
+
+        body = body.replace("\\n", "\n")
+        mail = EmailMessage()
+        mail["From"], mail["To"] = address, runtime.settings.mail_from or "desk@localhost"
+        mail["Subject"] = body.splitlines()[0] if body.strip() else ""
+        mail["Message-ID"] = make_msgid(domain="simulator.invalid")
+        mail.set_content(body)
+        outcome = await handle_email(runtime, mail.as_bytes(), fallback_id=uuid.uuid4().hex)
+        for message in outcome.messages:
+            async with runtime.sessions() as session:
+                row = await session.get(OutboundMessage, message.outbound_id)
+            if row is not None and row.payload:
+                headers = row.payload.split("\n\n", 1)[0]
+                subject = next((h for h in headers.splitlines() if h.startswith("Subject:")), "")
+                out.print(f"[dim]{subject}[/dim]", highlight=False)
+            out.print(message.text, markup=False, highlight=False)
+        if not outcome.messages:
+            out.print("[dim](no reply: automatic mail, or the reply cap)[/dim]")
 
     async def work(runtime: Runtime) -> None:
         if text is not None:

@@ -100,6 +100,8 @@ async def _handle(
         row.outcome = "ignored: bounce"
         return None, (), None
     reason = automatic_reason(headers, parsed.from_address, parsed.content_type, settings.mail_from)
+    if reason is None and not parsed.from_address:
+        reason = "no sender address"
     if reason is not None:
         row.outcome = f"ignored: {reason}"[:200]
         return None, (), None

@@ -66,6 +66,8 @@ async def connect(runtime: Runtime) -> IMAP4:
         await _starttls(client, host, timeout)
     password = s.imap_password.get_secret_value() if s.imap_password else ""
     _ok(await client.login(s.imap_user or "", password), "LOGIN")
+    # the capabilities after login (MOVE, UIDPLUS, IDLE) are not those of the greeting
+    await asyncio.wait_for(client.protocol.capability(), timeout)
     return client
 
 
@@ -236,17 +238,34 @@ async def run_poller(runtime: Runtime, stop: asyncio.Event) -> None:
 
 
 async def _wait_for_mail(client: IMAP4, stop: asyncio.Event, seconds: float, idle: bool) -> None:
-    if idle and client.has_capability("IDLE"):
-        waiter = await client.idle_start(timeout=seconds)
+    """Until new mail is announced (IDLE), `seconds` pass, or `stop` is set."""
+    if not (idle and client.has_capability("IDLE")):
         try:
-            await asyncio.wait_for(client.wait_server_push(), seconds)
+            await asyncio.wait_for(stop.wait(), seconds)
         except TimeoutError:
             pass
-        finally:
-            client.idle_done()
-            await asyncio.wait_for(waiter, seconds)
         return
+    waiter = await client.idle_start(timeout=seconds)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    stopping = asyncio.ensure_future(stop.wait())
     try:
-        await asyncio.wait_for(stop.wait(), seconds)
-    except TimeoutError:
-        pass
+        while not stop.is_set() and loop.time() < deadline:
+            push = asyncio.ensure_future(client.wait_server_push(seconds))
+            done, _ = await asyncio.wait(
+                {push, stopping},
+                timeout=deadline - loop.time(),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if push not in done:
+                push.cancel()
+                break
+            lines = push.result()
+            if lines == "stop_wait_server_push" or not isinstance(lines, list):
+                break
+            if any(b"EXISTS" in bytes(x) or b"RECENT" in bytes(x) for x in lines):
+                break
+    finally:
+        stopping.cancel()
+        client.idle_done()
+        await asyncio.wait_for(waiter, 10)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from email.utils import parseaddr
 
 _AUTO_HEADERS = (
     "x-autoreply",
@@ -24,7 +25,10 @@ _AUTO_HEADERS = (
     "x-autoresponder",
     "x-mail-autoreply",
 )
-_DAEMONS = re.compile(r"^(mailer-daemon|postmaster|no-?reply|do-?not-?reply)@", re.IGNORECASE)
+_DAEMONS = re.compile(r"^(mailer-daemon|postmaster|no-?reply|do-?not-?reply)(@|$)", re.IGNORECASE)
+_DAEMON_NAME = re.compile(
+    r"<\s*(mailer-daemon|postmaster)\s*>|^\s*(mailer-daemon|postmaster)\s*$", re.I
+)
 _BULK = frozenset({"bulk", "junk", "list", "auto_reply"})
 
 
@@ -54,11 +58,13 @@ def automatic_reason(
         return "empty return-path"
     if content_type.startswith("multipart/report"):
         return "delivery report"
+    if _DAEMON_NAME.search(headers.get("from") or ""):
+        return "system sender"
     if not sender:
         return "no sender address"
     if _DAEMONS.match(sender):
         return "system sender"
-    if our_address and sender.lower() == our_address.lower():
+    if our_address and sender.lower() == parseaddr(our_address)[1].lower():
         return "our own mail"
     return None
 
@@ -67,7 +73,9 @@ def is_bounce(headers: Mapping[str, str], sender: str | None, content_type: str)
     """A delivery failure report (DSN) or a mailer-daemon's message."""
     if "report-type=delivery-status" in content_type.replace(" ", "").lower():
         return True
-    return bool(sender and re.match(r"^(mailer-daemon|postmaster)@", sender, re.IGNORECASE))
+    if _DAEMON_NAME.search(headers.get("from") or ""):
+        return True
+    return bool(sender and re.match(r"^(mailer-daemon|postmaster)(@|$)", sender, re.IGNORECASE))
 
 
 _FINAL_RECIPIENT = re.compile(

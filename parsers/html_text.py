@@ -30,6 +30,10 @@ class _Collector(HTMLParser):
         if tag in _BLOCKS:
             self.parts.append("\n")
 
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _BLOCKS:
+            self.parts.append("\n")
+
     def handle_endtag(self, tag: str) -> None:
         if tag in _SKIP and self.skipping:
             self.skipping -= 1

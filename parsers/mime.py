@@ -101,14 +101,25 @@ class ParsedEmail:
 
 def decode_bytes(data: bytes, charset: str | None) -> str:
     """Bytes in a declared charset, with fallbacks; never raises."""
+    if charset:
+        charset = CHARSET_ALIASES.get(charset.strip().lower(), charset.strip())
     for candidate in (charset, "utf-8", "windows-1256"):
         if not candidate:
             continue
         try:
             return data.decode(candidate)
-        except (LookupError, UnicodeDecodeError):
+        except (LookupError, UnicodeError, ValueError, TypeError):
             continue
     return data.decode("utf-8", errors="replace")
+
+
+def _unescape(text: str) -> str:
+    """Raw 8-bit header bytes (kept as surrogates by the parser) decoded as UTF-8, or as
+    windows-1256 when they are not UTF-8."""
+    if not any("\udc80" <= ch <= "\udcff" for ch in text):
+        return text
+    raw = text.encode("utf-8", "surrogateescape")
+    return decode_bytes(raw, "utf-8")
 
 
 def _header_text(message: Message, name: str) -> str:
@@ -119,7 +130,7 @@ def _header_text(message: Message, name: str) -> str:
     if value is None:
         return ""
     try:
-        return str(value)
+        return _unescape(str(value))
     except Exception:
         return ""
 
@@ -135,12 +146,14 @@ def _sender(message: Message) -> tuple[str | None, str]:
         addresses = getattr(header, "addresses", None)
         if addresses:
             first: Address = addresses[0]
-            address = (first.addr_spec or "").strip().lower()
-            return (address or None), first.display_name or ""
+            address = _unescape(first.addr_spec or "").strip().lower()
+            if "@" in address.strip("@"):
+                return address, _unescape(first.display_name or "")
+            return None, _unescape(first.display_name or "")
     except Exception:  # noqa: S110 - a broken From header: the plain parser below
         pass
     pairs = getaddresses([raw])
-    if pairs and pairs[0][1]:
+    if pairs and "@" in pairs[0][1].strip("@"):
         return pairs[0][1].strip().lower(), pairs[0][0]
     return None, ""
 
@@ -152,20 +165,40 @@ def _part_text(part: Message) -> str:
     return decode_bytes(payload, part.get_content_charset())
 
 
+def _parts(message: Message, limit: int = 500) -> list[Message]:
+    """Leaf parts, depth first; an attached message (message/rfc822) is one part, not
+    its contents, so a forwarded mail is never read as the sender's own text."""
+    leaves: list[Message] = []
+    stack = [message]
+    while stack and len(leaves) < limit:
+        part = stack.pop()
+        if part.get_content_type() == "message/rfc822" and part is not message:
+            leaves.append(part)
+        elif part.is_multipart():
+            children = part.get_payload()
+            if isinstance(children, list):
+                stack.extend(reversed([c for c in children if isinstance(c, Message)]))
+        else:
+            leaves.append(part)
+    return leaves
+
+
 def _walk(message: Message) -> tuple[list[str], list[str], list[Attachment]]:
     plain: list[str] = []
     html: list[str] = []
     attachments: list[Attachment] = []
-    for index, part in enumerate(message.walk()):
-        if index > 500:
-            break
-        if part.is_multipart():
+    for part in _parts(message):
+        if part.get_content_type() == "message/rfc822":
+            inner = part.get_payload()
+            first = inner[0] if isinstance(inner, list) and inner else None
+            data = first.as_bytes() if isinstance(first, Message) else b""
+            attachments.append(Attachment("forwarded.eml", "message/rfc822", data))
             continue
         content_type = part.get_content_type()
         disposition = (part.get_content_disposition() or "").lower()
         filename = part.get_filename()
         if disposition == "attachment" or filename or not content_type.startswith("text/"):
-            if content_type in ("message/rfc822", "message/delivery-status"):
+            if content_type == "message/delivery-status":
                 continue
             payload = part.get_payload(decode=True)
             data = payload if isinstance(payload, bytes) else b""

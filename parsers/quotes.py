@@ -26,6 +26,10 @@ _CUTS = [
     re.compile(r"^[^\n]{0,200}نوشت(?:ه است|ه)?\s*:\s*$", re.MULTILINE),
     # Arabic: «في … كتب …:» / «كتب …:»
     re.compile(r"^[^\n]{0,200}(?:كتب|کتب)[^\n]{0,200}:\s*$", re.MULTILINE),
+    # the same, wrapped by the client before the address: «في … كتب … <» / «addr>:»
+    re.compile(
+        r"^\s*(?:في|فی)\s[^\n]{0,200}(?:كتب|کتب)[^\n]{0,200}\n[^\n]{0,200}:\s*$", re.MULTILINE
+    ),
     # Outlook headers in Persian and Arabic, and its separators
     re.compile(
         r"^\s*(?:از|من|From)\s*:\s*[^\n]+\n\s*(?:ارسال شده|أرسل|تاريخ|Sent|Date)\s*:", re.MULTILINE
@@ -34,8 +38,14 @@ _CUTS = [
         r"^\s*-{2,}\s*(?:Original Message|پیام اصلی|الرسالة الأصلية)\s*-{2,}",
         re.MULTILINE | re.IGNORECASE,
     ),
-    re.compile(r"^_{20,}\s*$", re.MULTILINE),
+    re.compile(r"^_{10,}\s*$", re.MULTILINE),
 ]
+# A quote header wrapped by the client: its first line opens with one of these.
+_WRAPPED_START = re.compile(r"^\s*(در تاریخ|در روز|On |Le |Am |في |فی |بتاريخ)")
+_SENT_FROM = re.compile(
+    r"^\s*(Sent from my .*|Get Outlook for .*|ارسال شده از .*|فرستاده شده از .*)$",
+    re.MULTILINE | re.IGNORECASE,
+)
 _SIGNATURE = re.compile(r"^-- ?$", re.MULTILINE)
 _PARSER = EmailReplyParser(languages=["en", "de", "fr", "es"])
 
@@ -48,7 +58,12 @@ def new_part(text: str) -> str:
     for pattern in _CUTS:
         match = pattern.search(text)
         if match:
-            text = text[: match.start()]
+            head = text[: match.start()]
+            lines = head.rstrip("\n").split("\n")
+            if len(lines) > 1 and _WRAPPED_START.match(lines[-1]):
+                head = "\n".join(lines[:-1])
+            text = head
+    text = _SENT_FROM.sub("", text)
     signature = _SIGNATURE.search(text)
     if signature:
         text = text[: signature.start()]

@@ -269,6 +269,20 @@ async def test_broken_message_goes_to_failed_and_the_rest_are_handled(
     assert delivery.sent == 1
     failed = await count(runtime, InboundMessage, InboundMessage.outcome == "failed")
     assert failed == 1
+    import httpx
+
+    from gateway.app import create_app
+    from tests.support import ADMIN_TOKEN
+
+    app = create_app(runtime.settings, runtime.config)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+        listed = await client.get(
+            "/api/v1/mail/failed", headers={"authorization": f"Bearer {ADMIN_TOKEN}"}
+        )
+    await app.state.runtime.close()
+    assert listed.status_code == 200
+    assert "simulated parser failure" in listed.json()[0]["error"]
 
 
 async def test_dovecot_stopped_during_a_poll_loses_and_doubles_nothing(
@@ -398,3 +412,59 @@ async def test_untrusted_sender_is_a_stranger_to_its_own_case(
     genuine_reply = smtp_capture.messages[2].message.get_body(("plain",)).get_content()
     assert "No request found" in spoofed_reply
     assert "Received" in genuine_reply
+
+
+async def test_poller_uses_idle_and_handles_new_mail_promptly(
+    runtime, dovecot: Dovecot, smtp_capture
+):
+    from gateway.app import start_workers
+
+    runtime.settings = runtime.settings.model_copy(update={"imap_poll_seconds": 120.0})
+    stop = asyncio.Event()
+    tasks = start_workers(runtime, stop)
+    assert {t.get_name() for t in tasks} == {"poller", "outbox"}
+    try:
+        await asyncio.sleep(1.0)
+        await dovecot.append(mail("HELP", subject="HELP").as_bytes())
+        await smtp_capture.wait_for(1, timeout=20)
+    finally:
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
+    assert await dovecot.count("Processed") == 1
+
+
+def test_poll_email_once_from_the_command_line(dovecot: Dovecot, smtp_capture, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from tests.support import ROOT
+
+    dovecot.append_sync(mail("HELP", subject="HELP").as_bytes())
+    env = {
+        **os.environ,
+        "CITYGATE_CONFIG": str(ROOT / "config.yaml"),
+        "CITYGATE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/cli.db",
+        "CITYGATE_DATA_DIR": str(tmp_path),
+        "CITYGATE_IMAP_HOST": dovecot.host,
+        "CITYGATE_IMAP_PORT": str(dovecot.port),
+        "CITYGATE_IMAP_USER": dovecot.user,
+        "CITYGATE_IMAP_PASSWORD": dovecot.password,
+        "CITYGATE_IMAP_SECURITY": "none",
+        "CITYGATE_IMAP_FIRST_START": "all",
+        "CITYGATE_SMTP_HOST": smtp_capture.host,
+        "CITYGATE_SMTP_PORT": str(smtp_capture.port),
+        "CITYGATE_SMTP_SECURITY": "none",
+        "CITYGATE_MAIL_FROM": DESK,
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", "from gateway.cli import main; main()", "poll-email", "--once"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "fetched 1, handled 1" in result.stdout and "replies sent 1" in result.stdout
+    assert dovecot.status_sync("Processed", "MESSAGES") == 1

@@ -1,0 +1,41 @@
+"""Operator API for the mailbox: the messages that could not be handled, with the error.
+
+Such a message is kept in the mailbox's failed folder and, byte for byte, in the data
+folder under its SHA-256; this list is where an operator finds it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from gateway.auth import Operator
+from gateway.twilio_sms import RuntimeDep
+from models.messages import InboundMessage
+
+router = APIRouter(prefix="/api/v1/mail", tags=["mail"])
+
+
+class FailedMail(BaseModel):
+    id: int
+    received_at: datetime
+    error: str | None
+    raw_sha256: str | None
+
+
+@router.get("/failed", response_model=list[FailedMail])
+async def failed_mail(runtime: RuntimeDep, actor: Operator, limit: int = 100) -> list[Any]:
+    """Messages the poller moved to the failed folder, newest first."""
+    async with runtime.sessions() as session:
+        stmt = (
+            select(InboundMessage)
+            .where(InboundMessage.channel == "email", InboundMessage.outcome == "failed")
+            .order_by(InboundMessage.id.desc())
+            .limit(max(1, min(limit, 1000)))
+        )
+        rows = (await session.execute(stmt)).scalars().all()
+    return [FailedMail.model_validate(r, from_attributes=True) for r in rows]
