@@ -57,13 +57,14 @@ async def connect(runtime: Runtime) -> IMAP4:
     s = runtime.settings
     host, timeout = s.imap_host or "127.0.0.1", s.imap_timeout
     client: IMAP4
+    context = tls_context(s.imap_ca_file)
     if s.imap_security == "tls":
-        client = IMAP4_SSL(host=host, port=s.imap_port or 993, timeout=timeout)
+        client = IMAP4_SSL(host=host, port=s.imap_port or 993, timeout=timeout, ssl_context=context)
     else:
         client = IMAP4(host=host, port=s.imap_port or 143, timeout=timeout)
     await client.wait_hello_from_server()
     if s.imap_security == "starttls":
-        await _starttls(client, host, timeout)
+        await _starttls(client, host, timeout, context)
     password = s.imap_password.get_secret_value() if s.imap_password else ""
     _ok(await client.login(s.imap_user or "", password), "LOGIN")
     # the capabilities after login (MOVE, UIDPLUS, IDLE) are not those of the greeting
@@ -71,12 +72,18 @@ async def connect(runtime: Runtime) -> IMAP4:
     return client
 
 
-async def _starttls(client: IMAP4, host: str, timeout: float) -> None:
+def tls_context(ca_file: object | None) -> ssl.SSLContext:
+    """Certificates verified against the system's authorities, or a given CA file."""
+    return ssl.create_default_context(
+        ssl.Purpose.SERVER_AUTH, cafile=str(ca_file) if ca_file else None
+    )
+
+
+async def _starttls(client: IMAP4, host: str, timeout: float, context: ssl.SSLContext) -> None:
     """Upgrade the connection in place (aioimaplib lacks STARTTLS of its own)."""
     protocol = client.protocol
     _ok(await asyncio.wait_for(protocol.simple_command("STARTTLS"), timeout), "STARTTLS")
     loop = asyncio.get_running_loop()
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
     transport = await asyncio.wait_for(
         loop.start_tls(protocol.transport, protocol, context, server_hostname=host), timeout
     )

@@ -60,6 +60,7 @@ async def send_email(runtime: Runtime, row: OutboundMessage) -> None:
             username=settings.smtp_user,
             password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
             use_tls=settings.smtp_security == "tls",
+            cert_bundle=str(settings.smtp_ca_file) if settings.smtp_ca_file else None,
             start_tls=settings.smtp_security == "starttls",
             timeout=settings.smtp_timeout,
         )

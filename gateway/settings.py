@@ -299,11 +299,13 @@ class Settings(BaseSettings):
     imap_password: SecretStr | None = None
     imap_security: Literal["tls", "starttls", "none"] = "tls"
     imap_mailbox: str = "INBOX"
+    imap_ca_file: Path | None = None
     smtp_host: str | None = None
     smtp_port: int | None = None
     smtp_user: str | None = None
     smtp_password: SecretStr | None = None
     smtp_security: Literal["tls", "starttls", "none"] = "starttls"
+    smtp_ca_file: Path | None = None
     mail_from: str | None = None
     max_body_chars: int = Field(default=1600, gt=0)
     secret_key: SecretStr | None = None

@@ -1,0 +1,128 @@
+"""The email edge without a mail server: attachment rules, threading rules, dedupe rules."""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+from email.utils import make_msgid
+
+import pytest
+from sqlalchemy import func, select
+
+from gateway.email_channel import handle_email
+from gateway.runtime import Runtime
+from models.cases import Case
+from models.mail import StoredAttachment
+from models.messages import InboundMessage, OutboundMessage
+from tests.support import make_settings
+
+DESK = "desk@city.example"
+FORM = "Service: 6\nPostal code: 1435678911\nDistrict: 6\nPlate number: 12\nIntended use: 1\n"
+
+
+@pytest.fixture
+async def runtime(database_url, city_config, tmp_path):
+    rt = Runtime.create(
+        make_settings(database_url, mail_from=DESK, data_dir=tmp_path, secret_key="k" * 32),
+        city_config,
+    )
+    yield rt
+    await rt.close()
+
+
+def mail(body: str, subject: str = "request", sender: str = "reza@example.org", **headers):
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = sender, DESK, subject
+    message["Message-ID"] = headers.pop("message_id", None) or make_msgid(domain="example.org")
+    for name, value in headers.items():
+        message[name.replace("_", "-")] = value
+    message.set_content(body)
+    return message
+
+
+async def replies(runtime) -> list[str]:
+    async with runtime.sessions() as session:
+        rows = await session.execute(select(OutboundMessage).order_by(OutboundMessage.id))
+        return [r.body for r in rows.scalars()]
+
+
+async def test_refused_attachment_is_named_and_allowed_one_kept(runtime):
+    message = mail(FORM)
+    message.add_attachment(
+        b"MZ\x90\x00", maintype="application", subtype="x-msdownload", filename="plan.exe"
+    )
+    message.add_attachment(
+        b"%PDF-1.4", maintype="application", subtype="pdf", filename="../../etc/passwd.pdf"
+    )
+    await handle_email(runtime, message.as_bytes(), fallback_id="1")
+    (reply,) = await replies(runtime)
+    assert "Tracking code" in reply and "plan.exe" in reply and "not accepted" in reply
+    async with runtime.sessions() as session:
+        stored = (await session.execute(select(StoredAttachment))).scalar_one()
+    assert stored.filename == "../../etc/passwd.pdf"  # a label only, never a path
+    path = runtime.settings.data_dir / "attachments" / stored.sha256[:2] / stored.sha256
+    assert path.read_bytes() == b"%PDF-1.4"
+
+
+async def test_oversize_message_gets_a_reply_saying_so(runtime):
+    runtime.settings = runtime.settings.model_copy(update={"mail_message_max_bytes": 2000})
+    message = mail(FORM)
+    message.add_attachment(b"x" * 5000, maintype="application", subtype="pdf", filename="a.pdf")
+    await handle_email(runtime, message.as_bytes(), fallback_id="1")
+    (reply,) = await replies(runtime)
+    assert "larger than" in reply
+    async with runtime.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Case)) == 0
+
+
+async def test_case_tag_in_subject_only_from_the_cases_contact(runtime):
+    await handle_email(runtime, mail(FORM, sender="owner@example.org").as_bytes(), fallback_id="1")
+    async with runtime.sessions() as session:
+        case = (await session.execute(select(Case))).unique().scalar_one()
+    tag = f"Re: request [CG-{case.code}]"
+    await handle_email(
+        runtime,
+        mail("a note from a stranger", tag, "other@example.org").as_bytes(),
+        fallback_id="2",
+    )
+    await handle_email(
+        runtime, mail("a note from the owner", tag, "owner@example.org").as_bytes(), fallback_id="3"
+    )
+    async with runtime.sessions() as session:
+        case = (await session.execute(select(Case))).unique().scalar_one()
+    notes = [e.note for e in case.events if e.kind == "message"]
+    assert notes == ["a note from the owner"]
+
+
+async def test_reused_message_id_with_other_content_is_not_dropped(runtime):
+    first = mail("HELP", subject="HELP", message_id="<same@example.org>")
+    second = mail("STATUS 4821 3307 6634", subject="STATUS", message_id="<same@example.org>")
+    one = await handle_email(runtime, first.as_bytes(), fallback_id="1")
+    two = await handle_email(runtime, second.as_bytes(), fallback_id="2")
+    again = await handle_email(runtime, first.as_bytes(), fallback_id="3")
+    assert not one.duplicate and not two.duplicate and again.duplicate
+    async with runtime.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(InboundMessage)) == 2
+    assert len(await replies(runtime)) == 2
+
+
+async def test_new_by_email_sends_a_fill_in_form_that_files_when_returned(runtime):
+    await handle_email(runtime, mail("", subject="جدید ۶").as_bytes(), fallback_id="1")
+    (template,) = await replies(runtime)
+    assert "خدمت: 6" in template and "کد پستی ملک:" in template
+    filled = template.split("خدمت: 6", 1)[1]
+    answers = {
+        "کد پستی ملک:": "۱۴۳۵۶۷۸۹۱۱",
+        "منطقه شهرداری:": "۶",
+        "پلاک ثبتی:": "۱۲",
+        "کاربری مورد نظر:": "اداری",
+    }
+    for label, value in answers.items():
+        filled = filled.replace(label, f"{label} {value}")
+    await handle_email(
+        runtime, mail("خدمت: ۶" + filled, subject="Re: جدید ۶").as_bytes(), fallback_id="2"
+    )
+    created = (await replies(runtime))[-1]
+    assert "ثبت شد" in created
+    async with runtime.sessions() as session:
+        case = (await session.execute(select(Case))).unique().scalar_one()
+    assert case.fields["intended_use"] == "office" and case.channel == "email"
