@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from gateway import api_cases, api_mail, health, twilio_sms
+from gateway import api_cases, api_keywords, api_mail, health, twilio_sms
 from gateway.runtime import Runtime
 from gateway.settings import CityConfig, ConfigError, Settings, load_settings
 
@@ -49,6 +49,7 @@ def start_workers(runtime: Runtime, stop: asyncio.Event) -> list[asyncio.Task[No
 
 def create_app(settings: Settings, config: CityConfig | None = None) -> FastAPI:
     check_startable(settings)
+    settings.operators()  # a malformed token list is refused at start
     runtime = Runtime.create(settings, config)
 
     @asynccontextmanager
@@ -74,6 +75,7 @@ def create_app(settings: Settings, config: CityConfig | None = None) -> FastAPI:
     app.include_router(twilio_sms.router)
     app.include_router(api_cases.router)
     app.include_router(api_mail.router)
+    app.include_router(api_keywords.router)
     app.include_router(health.router)
 
     @app.exception_handler(Exception)

@@ -16,7 +16,7 @@ import re
 import ssl
 from dataclasses import dataclass
 
-from aioimaplib import IMAP4, IMAP4_SSL, Response
+from aioimaplib import IMAP4, IMAP4_SSL, Command, Response
 
 from gateway.email_channel import handle_email
 from gateway.runtime import Runtime
@@ -82,7 +82,9 @@ def tls_context(ca_file: object | None) -> ssl.SSLContext:
 async def _starttls(client: IMAP4, host: str, timeout: float, context: ssl.SSLContext) -> None:
     """Upgrade the connection in place (aioimaplib lacks STARTTLS of its own)."""
     protocol = client.protocol
-    _ok(await asyncio.wait_for(protocol.simple_command("STARTTLS"), timeout), "STARTTLS")
+    # simple_command() refuses STARTTLS (NotImplementedError): send the command itself.
+    command = Command("STARTTLS", protocol.new_tag(), loop=protocol.loop)
+    _ok(await asyncio.wait_for(protocol.execute(command), timeout), "STARTTLS")
     loop = asyncio.get_running_loop()
     transport = await asyncio.wait_for(
         loop.start_tls(protocol.transport, protocol, context, server_hostname=host), timeout

@@ -36,6 +36,10 @@ class Runtime:
         )
 
     @property
+    def operators(self) -> dict[str, str]:
+        return self.settings.operators()
+
+    @property
     def secret(self) -> bytes:
         """The key our Message-ID tokens are signed with (CITYGATE_SECRET_KEY, else a key
         kept in the data folder; several hosts must share CITYGATE_SECRET_KEY)."""

@@ -282,6 +282,9 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///var/citygate.db"
     public_url: str | None = None
     admin_token: SecretStr | None = None
+    # Named operator tokens: "name:token,name:token", or a file of "name token" lines.
+    operator_tokens: SecretStr | None = None
+    operator_tokens_file: Path | None = None
     dev_mode: bool = False
     twilio_account_sid: str | None = Field(
         default=None, validation_alias=AliasChoices("TWILIO_ACCOUNT_SID")
@@ -329,6 +332,40 @@ class Settings(BaseSettings):
     outbox_max_attempts: int = Field(default=8, gt=0)
     run_poller: bool = True
     run_outbox: bool = True
+
+    def operators(self) -> dict[str, str]:
+        """Operator name -> token, from CITYGATE_ADMIN_TOKEN ("admin"), the list and the file.
+
+        A malformed entry or a token shorter than 16 characters is a `ConfigError`.
+        """
+        found: dict[str, str] = {}
+        if self.admin_token is not None:
+            found["admin"] = self.admin_token.get_secret_value()
+        entries: list[tuple[str, str]] = []
+        if self.operator_tokens is not None:
+            for item in self.operator_tokens.get_secret_value().split(","):
+                if item.strip():
+                    name, sep, token = item.strip().partition(":")
+                    entries.append(("CITYGATE_OPERATOR_TOKENS", f"{name}{sep}{token}"))
+        if self.operator_tokens_file is not None:
+            try:
+                text = self.operator_tokens_file.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ConfigError(
+                    f"environment: CITYGATE_OPERATOR_TOKENS_FILE: cannot read: {exc.strerror}"
+                ) from None
+            for line in text.splitlines():
+                if line.strip() and not line.lstrip().startswith("#"):
+                    entries.append((str(self.operator_tokens_file), line.strip()))
+        for source, entry in entries:
+            name, _, token = entry.replace(":", " ", 1).partition(" ")
+            token = token.strip()
+            if not re.fullmatch(r"[\w.\-]{1,64}", name) or len(token) < 16:
+                raise ConfigError(
+                    f"{source}: an entry must be 'name token' with a token of 16+ characters"
+                )
+            found[name] = token
+        return found
 
     @property
     def imap_enabled(self) -> bool:

@@ -4,6 +4,7 @@ One module per aggregate (contacts, cases, messages, keywords); `models.db` buil
 engine and sessions and applies the Alembic migrations kept in `models/migrations`.
 """
 
+from models.audit import AuditEntry
 from models.base import Base
 from models.cases import Case, CaseEvent
 from models.contacts import Contact
@@ -13,6 +14,7 @@ from models.mail import MailCursor, StoredAttachment
 from models.messages import InboundMessage, OutboundMessage
 
 __all__ = [
+    "AuditEntry",
     "Base",
     "Case",
     "CaseEvent",

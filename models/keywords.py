@@ -24,6 +24,10 @@ class Keyword(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+async def operator_keywords(session: AsyncSession) -> list[Keyword]:
+    return list((await session.execute(select(Keyword).order_by(Keyword.id))).scalars().all())
+
+
 async def list_keyword_rows(session: AsyncSession) -> list[tuple[str, str, str]]:
     """(command, language, keyword) triples stored by operators, oldest first."""
     rows = await session.execute(

@@ -285,3 +285,57 @@ def check_conversation_words(
             )
         seen.setdefault(normal, kind)
     return problems
+
+
+def check_new_keyword(
+    existing: Iterable[tuple[str, str, str]],
+    candidate: tuple[str, str, str],
+    form_words: Iterable[tuple[str, str, str]] = (),
+    always_act: Iterable[str] = ("help", "stop", "exit"),
+) -> list[str]:
+    """Why `candidate` (command, language, keyword) may not join the table; [] if it may.
+
+    Refused: an empty word, a tracking code, a word another command has (after
+    normalisation), a carrier word of another meaning, a near neighbour of another
+    command's keyword (the fuzzy suggestion would confuse them), and, for a command that
+    always acts inside a form, a word forms use.
+
+    >>> check_new_keyword([("status", "en", "STATUS")], ("help", "en", "STATSU"))
+    ["'statsu' is close to 'status' of command 'status': a typo could suggest the wrong one"]
+    >>> check_new_keyword([("status", "en", "STATUS")], ("status", "fa", "استعلام"))
+    []
+    """
+    command, _language, keyword = candidate
+    normal = normalize(keyword)
+    if not normal:
+        return ["empty after normalisation"]
+    reasons: list[str] = []
+    if tracking.looks_like_code(normal) or normal.replace(" ", "").isdigit() and (
+        normal not in RESERVED
+    ):
+        reasons.append("a number could be taken for a code or an answer")
+    meaning = RESERVED.get(normal)
+    if meaning is not None and meaning != command:
+        reasons.append(f"'{normal}' is a carrier word meaning '{meaning}'")
+    for other_command, _other_language, other in existing:
+        other_normal = normalize(other)
+        if other_normal == normal:
+            if other_command == command:
+                reasons.append(f"'{normal}' is already a keyword of command '{command}'")
+            else:
+                reasons.append(f"'{normal}' is already a keyword of command '{other_command}'")
+        elif (
+            other_command != command
+            and min(len(normal), len(other_normal)) >= FUZZY_MIN_LENGTH
+            and not (normal in RESERVED and other_normal in RESERVED)
+            and fuzz.ratio(normal, other_normal) >= FUZZY_MIN_SCORE
+        ):
+            reasons.append(
+                f"'{normal}' is close to '{other_normal}' of command '{other_command}': "
+                "a typo could suggest the wrong one"
+            )
+    if command in set(always_act):
+        for kind, _lang, word in form_words:
+            if normalize(word) == normal:
+                reasons.append(f"'{normal}' is the form word '{kind}', which {command} would hide")
+    return list(dict.fromkeys(reasons))

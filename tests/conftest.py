@@ -22,7 +22,7 @@ from gateway.app import create_app
 from gateway.settings import CityConfig, Settings, load_city_config
 from models.base import Base
 from models.db import make_engine, migrate
-from tests.mailservers import dovecot, smtp_capture  # noqa: F401  (fixtures)
+from tests.mailservers import dovecot, dovecot_tls, smtp_capture  # noqa: F401  (fixtures)
 from tests.support import (
     ADMIN_TOKEN,
     PG_URL,

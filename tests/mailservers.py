@@ -5,12 +5,15 @@ temporary directory (nothing is read from /etc/dovecot): plain IMAP on a free lo
 port, one passwd-file user whose mail (maildir, owned by the `dovecot` user) lives in the
 same directory, and the folders INBOX, Processed and Failed. Run as root, as DESIGN.md
 "Real parts in tests" describes; as another user everything runs as that user instead.
+With `tls=True` it also gets a throw-away self-signed certificate for localhost/127.0.0.1
+(made with the `openssl` CLI): the plain port then offers STARTTLS, and implicit TLS
+(IMAPS) listens on a second free port, `tls_port`; `cert_path` is the CA file to trust.
 
 `SmtpCapture` is an `aiosmtpd` server on a free loopback port that keeps every message
 it receives, and answers `451 4.3.0 try later` to DATA while `refuse` is set.
 
-The fixtures `dovecot` and `smtp_capture` (bottom of this file) give a fresh server per
-test; tests/conftest.py imports them.
+The fixtures `dovecot`, `dovecot_tls` and `smtp_capture` (bottom of this file) give a fresh
+server per test; tests/conftest.py imports them.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -43,6 +47,7 @@ from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 from tests.support import missing_service
 
 DOVECOT_BINARY = Path("/usr/sbin/dovecot")
+OPENSSL_BINARY = Path("/usr/bin/openssl")
 START_TIMEOUT = 15.0
 IMAP_TIMEOUT = 10.0
 
@@ -91,11 +96,12 @@ def _stop_leftovers() -> None:
 
 
 class Dovecot:
-    """A throw-away Dovecot IMAP server on 127.0.0.1 (plain IMAP, no TLS).
+    """A throw-away Dovecot IMAP server on 127.0.0.1 (plain IMAP; with `tls=True` also
+    STARTTLS on `port` and implicit TLS on `tls_port`, certificate `cert_path`).
 
     `start()` (about 0.05 s) and `stop()` (0.01-0.15 s, now and then 1 s) block; from
     async code under load use `await asyncio.to_thread(server.restart)`. The mail keeps across
-    `stop()`/`start()` and the port stays the same. `close()` stops and deletes it all.
+    `stop()`/`start()` and the ports stay the same. `close()` stops and deletes it all.
     The async helpers open their own IMAP connection (imaplib in a thread) each call.
     """
 
@@ -105,9 +111,12 @@ class Dovecot:
         self,
         user: str = "citizen-desk@city.example",
         password: str = "desk-password-0123",
+        *,
+        tls: bool = False,
     ) -> None:
         self.user = user
         self.password = password
+        self.tls = tls
         if os.geteuid() == 0:
             self._login_user, self._internal_user = "dovenull", "dovecot"
         else:
@@ -123,6 +132,9 @@ class Dovecot:
         self.home = self.root / "home" / user
         self.maildir = self.home / "Maildir"
         self.port = 0
+        self.tls_port = 0  # implicit TLS (IMAPS); 0 without `tls`
+        self.cert_path = self.root / "tls-cert.pem"  # self-signed: also the CA file to trust
+        self.key_path = self.root / "tls-key.pem"
         self.proc: subprocess.Popen[bytes] | None = None
         self.start_seconds = 0.0  # how long the last start() took
         _unclosed.add(self)
@@ -140,12 +152,54 @@ class Dovecot:
         passwd = self.root / "passwd"
         passwd.write_text(f"{self.user}:{{PLAIN}}{self.password}\n")
         passwd.chmod(0o644)
+        if self.tls:
+            self._make_certificate()
+
+    def _make_certificate(self) -> None:
+        """A self-signed certificate (no CA of its own) for localhost and 127.0.0.1."""
+        done = subprocess.run(
+            [
+                str(OPENSSL_BINARY),
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=localhost",
+                "-addext",
+                "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                "-keyout",
+                str(self.key_path),
+                "-out",
+                str(self.cert_path),
+            ],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"openssl req failed:\n{done.stderr.decode(errors='replace')}")
+        # Dovecot's config process (root, or the current user rootless) reads both files.
+        self.key_path.chmod(0o600)
+        self.cert_path.chmod(0o644)
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A client context that trusts this server's certificate (and nothing else)."""
+        return ssl.create_default_context(cafile=str(self.cert_path))
 
     def _write_config(self) -> None:
         root = self.root
         rootless = ""
         if os.geteuid() != 0:
             rootless = _ROOTLESS.format(group=grp.getgrgid(self.gid).gr_name)
+        ssl_settings, imaps = "ssl = no", _IMAPS_OFF
+        if self.tls:
+            ssl_settings = _SSL_ON.format(cert=self.cert_path, key=self.key_path)
+            imaps = _IMAPS_ON.format(port=self.tls_port)
         self.config_path.write_text(
             _CONFIG.format(
                 root=root,
@@ -155,6 +209,8 @@ class Dovecot:
                 uid=self.uid,
                 gid=self.gid,
                 port=self.port,
+                ssl_settings=ssl_settings,
+                imaps=imaps,
                 rootless=rootless,
             )
         )
@@ -194,6 +250,10 @@ class Dovecot:
         for attempt in range(attempts):
             if not keep_port:
                 self.port = free_port()
+                if self.tls:
+                    self.tls_port = free_port()
+                    while self.tls_port == self.port:
+                        self.tls_port = free_port()
             try:
                 self._start_once()
                 return
@@ -235,9 +295,19 @@ class Dovecot:
             time.sleep(0.02)
 
     def _login_works(self) -> bool:
+        if not self._login_works_on(self.port, tls=False):
+            return False
+        return not self.tls or self._login_works_on(self.tls_port, tls=True)
+
+    def _login_works_on(self, port: int, *, tls: bool) -> bool:
         try:
-            conn = imaplib.IMAP4(self.host, self.port, timeout=1.0)
-        except OSError:
+            if tls:
+                conn: imaplib.IMAP4 = imaplib.IMAP4_SSL(
+                    self.host, port, ssl_context=self.ssl_context(), timeout=1.0
+                )
+            else:
+                conn = imaplib.IMAP4(self.host, port, timeout=1.0)
+        except OSError:  # ssl.SSLError included
             return False
         try:
             conn.login(self.user, self.password)
@@ -442,7 +512,7 @@ default_login_user = {login_user}
 default_internal_user = {internal_user}
 first_valid_uid = 1
 first_valid_gid = 1
-ssl = no
+{ssl_settings}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 auth_failure_delay = 0
@@ -481,11 +551,26 @@ service imap-login {{
     address = 127.0.0.1
     port = {port}
   }}
-  inet_listener imaps {{
-    port = 0
-  }}
+{imaps}
 }}
 {rootless}"""
+
+_SSL_ON = """\
+ssl = yes
+ssl_cert = <{cert}
+ssl_key = <{key}"""
+
+_IMAPS_OFF = """\
+  inet_listener imaps {
+    port = 0
+  }"""
+
+_IMAPS_ON = """\
+  inet_listener imaps {{
+    address = 127.0.0.1
+    port = {port}
+    ssl = yes
+  }}"""
 
 # Not root: no chroot, no privilege changes; every process runs as the current user.
 _ROOTLESS = """\
@@ -628,6 +713,10 @@ class SmtpCapture:
 @pytest.fixture
 def dovecot() -> Iterator[Dovecot]:
     """A fresh, running Dovecot per test (starts in about 0.1 s)."""
+    yield from _dovecot_server(tls=False)
+
+
+def _dovecot_server(*, tls: bool) -> Iterator[Dovecot]:
     if not DOVECOT_BINARY.exists():
         missing_service("dovecot-imapd not installed (/usr/sbin/dovecot)")
     if os.geteuid() == 0:
@@ -636,12 +725,21 @@ def dovecot() -> Iterator[Dovecot]:
             pwd.getpwnam("dovenull")
         except KeyError:
             missing_service("users dovecot/dovenull missing (dovecot-core not set up)")
-    server = Dovecot()
+    server = Dovecot(tls=tls)
     try:
         server.start()
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture
+def dovecot_tls() -> Iterator[Dovecot]:
+    """Like `dovecot`, with TLS: STARTTLS on `port`, implicit TLS on `tls_port`, the
+    self-signed certificate (also the CA file to trust) at `cert_path`."""
+    if not OPENSSL_BINARY.exists():
+        missing_service(f"openssl CLI not installed ({OPENSSL_BINARY})")
+    yield from _dovecot_server(tls=True)
 
 
 @pytest.fixture

@@ -92,7 +92,7 @@ async def test_patch_status_is_seen_by_the_citizen(client, admin_headers, twilio
     history = response.json()["history"]
     assert history[-1]["status_from"] == "received"
     assert history[-1]["status_to"] == "awaiting_citizen"
-    assert history[-1]["actor"] == "operator"
+    assert history[-1]["actor"] == "admin"
 
     reply = await twilio.sms(f"وضعیت {persian_digits(code)}", sender="09121234567")
     assert "منتظر پاسخ شما" in reply

@@ -1,0 +1,207 @@
+"""Operator API for keywords: the effective table, and run-time additions and changes.
+
+The effective table is config.yaml's keywords plus the operators' rows. A change is
+refused (409, with every reason) when after normalisation it collides with another
+command's keyword, with a carrier word of another meaning, or sits so close to another
+command's keyword that a typo's suggestion would confuse them. Every process reads the
+table from the database for each message, so a change acts everywhere at once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter, HTTPException, status
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from gateway.auth import Operator
+from gateway.runtime import Runtime
+from gateway.settings import COMMANDS
+from gateway.twilio_sms import RuntimeDep
+from models.audit import record
+from models.keywords import Keyword, operator_keywords
+from parsers.grammar import check_keywords, check_new_keyword
+from parsers.normalize import normalize
+
+router = APIRouter(prefix="/api/v1/keywords", tags=["keywords"])
+CommandName = Literal["help", "status", "new", "mycases", "exit", "stop", "start", "lang"]
+assert set(CommandName.__args__) == set(COMMANDS)  # type: ignore[attr-defined]
+
+
+class KeywordIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    command: CommandName
+    language: Literal["fa", "en"]
+    keyword: str = Field(min_length=1, max_length=64)
+
+
+class KeywordChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    command: CommandName | None = None
+    language: Literal["fa", "en"] | None = None
+    keyword: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+class KeywordOut(BaseModel):
+    id: int | None
+    command: str
+    language: str
+    keyword: str
+    matches_as: str
+    source: Literal["config", "operator"]
+    created_by: str | None = None
+    created_at: datetime | None = None
+
+
+class KeywordTable(BaseModel):
+    keywords: list[KeywordOut]
+    problems: list[dict[str, str]]
+
+
+async def _rows(runtime: Runtime) -> list[Keyword]:
+    async with runtime.sessions() as session:
+        return await operator_keywords(session)
+
+
+def _triples(runtime: Runtime, rows: list[Keyword], skip: int | None = None) -> list[Any]:
+    return runtime.config.keyword_triples() + [
+        (r.command, r.language, r.keyword) for r in rows if r.id != skip
+    ]
+
+
+def _refuse(reasons: list[str]) -> HTTPException:
+    return HTTPException(status.HTTP_409_CONFLICT, {"refused": reasons})
+
+
+@router.get("", response_model=KeywordTable)
+async def list_keywords(runtime: RuntimeDep, actor: Operator) -> dict[str, Any]:
+    """The effective keyword table and the problems `citygate keywords check` would show."""
+    rows = await _rows(runtime)
+    table = [
+        KeywordOut(
+            id=None, command=c, language=lang, keyword=k, matches_as=normalize(k), source="config"
+        )
+        for c, lang, k in runtime.config.keyword_triples()
+    ] + [
+        KeywordOut(
+            id=r.id,
+            command=r.command,
+            language=r.language,
+            keyword=r.keyword,
+            matches_as=r.normal,
+            source="operator",
+            created_by=r.created_by,
+            created_at=r.created_at,
+        )
+        for r in rows
+    ]
+    problems = [
+        {"keyword": p.keyword, "command": p.command, "severity": p.severity, "reason": p.reason}
+        for p in check_keywords(_triples(runtime, rows))
+    ]
+    return {"keywords": table, "problems": problems}
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=KeywordOut)
+async def add_keyword(body: KeywordIn, runtime: RuntimeDep, actor: Operator) -> KeywordOut:
+    """Add a keyword for a command; refused with the reasons when it would be ambiguous."""
+    rows = await _rows(runtime)
+    candidate = (body.command, body.language, body.keyword.strip())
+    reasons = check_new_keyword(
+        _triples(runtime, rows), candidate, runtime.config.conversation_word_triples()
+    )
+    if reasons:
+        raise _refuse(reasons)
+    async with runtime.sessions.begin() as session:
+        row = Keyword(
+            command=body.command,
+            language=body.language,
+            keyword=candidate[2],
+            normal=normalize(candidate[2]),
+            created_by=actor,
+        )
+        session.add(row)
+        try:
+            await session.flush()
+        except IntegrityError:
+            raise _refuse([f"'{row.normal}' was just added by someone else"]) from None
+        record(
+            session,
+            actor=actor,
+            action="keyword.add",
+            subject=row.normal,
+            command=row.command,
+            language=row.language,
+        )
+        return _out(row)
+
+
+def _out(row: Keyword) -> KeywordOut:
+    return KeywordOut(
+        id=row.id,
+        command=row.command,
+        language=row.language,
+        keyword=row.keyword,
+        matches_as=row.normal,
+        source="operator",
+        created_by=row.created_by,
+        created_at=row.created_at,
+    )
+
+
+@router.patch("/{keyword_id}", response_model=KeywordOut)
+async def change_keyword(
+    keyword_id: int, body: KeywordChange, runtime: RuntimeDep, actor: Operator
+) -> KeywordOut:
+    """Change an operator keyword's word, command or language, with the same checks."""
+    rows = await _rows(runtime)
+    current = next((r for r in rows if r.id == keyword_id), None)
+    if current is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no operator keyword with that id")
+    candidate = (
+        body.command or current.command,
+        body.language or current.language,
+        (body.keyword or current.keyword).strip(),
+    )
+    reasons = check_new_keyword(
+        _triples(runtime, rows, skip=keyword_id),
+        candidate,
+        runtime.config.conversation_word_triples(),
+    )
+    if reasons:
+        raise _refuse(reasons)
+    async with runtime.sessions.begin() as session:
+        row = await session.get(Keyword, keyword_id)
+        if row is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no operator keyword with that id")
+        before = {"command": row.command, "language": row.language, "keyword": row.keyword}
+        row.command, row.language, row.keyword = candidate
+        row.normal = normalize(candidate[2])
+        record(session, actor=actor, action="keyword.change", subject=row.normal, before=before)
+        await session.flush()
+        return _out(row)
+
+
+@router.delete("/{keyword_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def remove_keyword(keyword_id: int, runtime: RuntimeDep, actor: Operator) -> None:
+    """Remove an operator keyword (config.yaml's own are changed in that file)."""
+    async with runtime.sessions.begin() as session:
+        row = (
+            await session.execute(select(Keyword).where(Keyword.id == keyword_id))
+        ).scalar_one_or_none()
+        if row is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no operator keyword with that id")
+        record(
+            session,
+            actor=actor,
+            action="keyword.remove",
+            subject=row.normal,
+            command=row.command,
+            language=row.language,
+        )
+        await session.delete(row)
