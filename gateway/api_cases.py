@@ -9,17 +9,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gateway.auth import Operator
+from gateway.case_work import CaseWorkError, Change, apply_change
 from gateway.twilio_sms import RuntimeDep
 from handlers.submission import Rejected, submit
-from models.cases import Case, change_status, find_case
+from models.cases import Case, find_case, search_cases
 from models.contacts import get_or_create_contact
 from parsers import tracking
 from parsers.addresses import normalize_email, normalize_phone
 from parsers.errors import ParseError
+from parsers.normalize import fold_digits
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
 
@@ -41,10 +43,22 @@ class CaseCreate(BaseModel):
 
 
 class StatusChange(BaseModel):
+    """A status change, a note, an assignment, or several at once."""
+
     model_config = ConfigDict(extra="forbid")
 
-    status: str
+    status: str | None = None
     note: str | None = Field(default=None, max_length=1000)
+    public: bool = Field(default=True, description="false: an internal note, never sent")
+    district: int | None = None
+    department: str | None = Field(default=None, max_length=128)
+
+
+class NotificationOut(BaseModel):
+    id: int
+    channel: str
+    status: str
+    reason: str | None
 
 
 class EventOut(BaseModel):
@@ -64,10 +78,12 @@ class CaseOut(BaseModel):
     status: str
     channel: str
     district: int | None
+    department: str | None = None
     fields: dict[str, Any]
     created_at: datetime
     updated_at: datetime
     history: list[EventOut]
+    notification: NotificationOut | None = None
 
 
 class CaseCreated(CaseOut):
@@ -82,6 +98,7 @@ def _out(case: Case) -> dict[str, Any]:
         "status": case.status,
         "channel": case.channel,
         "district": case.district,
+        "department": case.department,
         "fields": case.fields,
         "created_at": case.created_at,
         "updated_at": case.updated_at,
@@ -151,6 +168,37 @@ async def _load(runtime: Any, session: Any, code: str) -> Case:
     return case
 
 
+@router.get("", response_model=list[CaseOut])
+async def list_cases(
+    runtime: RuntimeDep,
+    actor: Operator,
+    status: str | None = None,
+    service: str | None = None,
+    district: int | None = None,
+    channel: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    q: str | None = Query(default=None, max_length=100, description="free text"),
+    limit: int = Query(default=50, ge=1, le=500),
+    offset: int = Query(default=0, ge=0),
+) -> list[dict[str, Any]]:
+    """Cases by status, service, district, channel, creation dates and free text."""
+    async with runtime.sessions() as session:
+        found = await search_cases(
+            session,
+            status=status,
+            service=service,
+            district=district,
+            channel=channel,
+            since=since,
+            until=until,
+            text=fold_digits(q) if q else None,
+            limit=limit,
+            offset=offset,
+        )
+        return [_out(case) for case in found]
+
+
 @router.get("/{code}", response_model=CaseOut)
 async def show_case(code: str, runtime: RuntimeDep, actor: Operator) -> dict[str, Any]:
     """A case with its history."""
@@ -162,11 +210,27 @@ async def show_case(code: str, runtime: RuntimeDep, actor: Operator) -> dict[str
 async def set_status(
     code: str, body: StatusChange, runtime: RuntimeDep, actor: Operator
 ) -> dict[str, Any]:
-    """Move a case to another status, with a note for its history."""
-    if body.status not in runtime.config.statuses:
-        allowed = ", ".join(runtime.config.statuses)
-        raise _unprocessable(f"unknown status '{body.status}'; one of: {allowed}")
+    """Change a case's status, add a public note (sent to the citizen) or an internal one
+    (`public: false`, never sent), assign a district or department."""
+    change = Change(
+        status=body.status,
+        note=body.note,
+        public=body.public,
+        district=body.district,
+        department=body.department,
+    )
     async with runtime.sessions.begin() as session:
         case = await _load(runtime, session, code)
-        await change_status(session, case=case, status=body.status, note=body.note, actor=actor)
-        return _out(case)
+        try:
+            sent = await apply_change(session, runtime, case, change, actor=actor)
+        except CaseWorkError as exc:
+            raise _unprocessable(str(exc)) from None
+        out = _out(case)
+        if sent is not None:
+            out["notification"] = {
+                "id": sent.id,
+                "channel": sent.channel,
+                "status": sent.status,
+                "reason": sent.last_error,
+            }
+        return out

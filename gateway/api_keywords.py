@@ -14,16 +14,14 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from gateway.auth import Operator
+from gateway.keyword_work import KeywordRefused, add_keyword, change_keyword, remove_keyword
 from gateway.runtime import Runtime
 from gateway.settings import COMMANDS
 from gateway.twilio_sms import RuntimeDep
-from models.audit import record
 from models.keywords import Keyword, operator_keywords
-from parsers.grammar import check_keywords, check_new_keyword
+from parsers.grammar import check_keywords
 from parsers.normalize import normalize
 
 router = APIRouter(prefix="/api/v1/keywords", tags=["keywords"])
@@ -108,37 +106,15 @@ async def list_keywords(runtime: RuntimeDep, actor: Operator) -> dict[str, Any]:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=KeywordOut)
-async def add_keyword(body: KeywordIn, runtime: RuntimeDep, actor: Operator) -> KeywordOut:
+async def add(body: KeywordIn, runtime: RuntimeDep, actor: Operator) -> KeywordOut:
     """Add a keyword for a command; refused with the reasons when it would be ambiguous."""
-    rows = await _rows(runtime)
-    candidate = (body.command, body.language, body.keyword.strip())
-    reasons = check_new_keyword(
-        _triples(runtime, rows), candidate, runtime.config.conversation_word_triples()
-    )
-    if reasons:
-        raise _refuse(reasons)
-    async with runtime.sessions.begin() as session:
-        row = Keyword(
-            command=body.command,
-            language=body.language,
-            keyword=candidate[2],
-            normal=normalize(candidate[2]),
-            created_by=actor,
+    try:
+        row = await add_keyword(
+            runtime, command=body.command, language=body.language, keyword=body.keyword, actor=actor
         )
-        session.add(row)
-        try:
-            await session.flush()
-        except IntegrityError:
-            raise _refuse([f"'{row.normal}' was just added by someone else"]) from None
-        record(
-            session,
-            actor=actor,
-            action="keyword.add",
-            subject=row.normal,
-            command=row.command,
-            language=row.language,
-        )
-        return _out(row)
+    except KeywordRefused as exc:
+        raise _refuse(exc.reasons) from None
+    return _out(row)
 
 
 def _out(row: Keyword) -> KeywordOut:
@@ -155,53 +131,28 @@ def _out(row: Keyword) -> KeywordOut:
 
 
 @router.patch("/{keyword_id}", response_model=KeywordOut)
-async def change_keyword(
+async def change(
     keyword_id: int, body: KeywordChange, runtime: RuntimeDep, actor: Operator
 ) -> KeywordOut:
     """Change an operator keyword's word, command or language, with the same checks."""
-    rows = await _rows(runtime)
-    current = next((r for r in rows if r.id == keyword_id), None)
-    if current is None:
+    try:
+        row = await change_keyword(
+            runtime,
+            keyword_id,
+            command=body.command,
+            language=body.language,
+            keyword=body.keyword,
+            actor=actor,
+        )
+    except KeywordRefused as exc:
+        raise _refuse(exc.reasons) from None
+    if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no operator keyword with that id")
-    candidate = (
-        body.command or current.command,
-        body.language or current.language,
-        (body.keyword or current.keyword).strip(),
-    )
-    reasons = check_new_keyword(
-        _triples(runtime, rows, skip=keyword_id),
-        candidate,
-        runtime.config.conversation_word_triples(),
-    )
-    if reasons:
-        raise _refuse(reasons)
-    async with runtime.sessions.begin() as session:
-        row = await session.get(Keyword, keyword_id)
-        if row is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, "no operator keyword with that id")
-        before = {"command": row.command, "language": row.language, "keyword": row.keyword}
-        row.command, row.language, row.keyword = candidate
-        row.normal = normalize(candidate[2])
-        record(session, actor=actor, action="keyword.change", subject=row.normal, before=before)
-        await session.flush()
-        return _out(row)
+    return _out(row)
 
 
 @router.delete("/{keyword_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def remove_keyword(keyword_id: int, runtime: RuntimeDep, actor: Operator) -> None:
+async def remove(keyword_id: int, runtime: RuntimeDep, actor: Operator) -> None:
     """Remove an operator keyword (config.yaml's own are changed in that file)."""
-    async with runtime.sessions.begin() as session:
-        row = (
-            await session.execute(select(Keyword).where(Keyword.id == keyword_id))
-        ).scalar_one_or_none()
-        if row is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, "no operator keyword with that id")
-        record(
-            session,
-            actor=actor,
-            action="keyword.remove",
-            subject=row.normal,
-            command=row.command,
-            language=row.language,
-        )
-        await session.delete(row)
+    if not await remove_keyword(runtime, keyword_id, actor=actor):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no operator keyword with that id")

@@ -10,7 +10,17 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from gateway import api_cases, api_keywords, api_mail, health, twilio_sms
+from gateway import (
+    admin,
+    admin_pages,  # noqa: F401  (adds its pages to admin.router)
+    api_cases,
+    api_keywords,
+    api_mail,
+    api_outbox,
+    health,
+    stats,
+    twilio_sms,
+)
 from gateway.runtime import Runtime
 from gateway.settings import CityConfig, ConfigError, Settings, load_settings
 
@@ -41,7 +51,7 @@ def start_workers(runtime: Runtime, stop: asyncio.Event) -> list[asyncio.Task[No
     if settings.imap_enabled and settings.run_poller:
         tasks.append(asyncio.create_task(run_poller(runtime, stop), name="poller"))
         log.info("email poller started for %s", settings.imap_mailbox)
-    if settings.smtp_enabled and settings.run_outbox:
+    if (settings.smtp_enabled or settings.twilio_rest_enabled) and settings.run_outbox:
         tasks.append(asyncio.create_task(run_outbox(runtime, stop), name="outbox"))
         log.info("outbox worker started")
     return tasks
@@ -76,6 +86,9 @@ def create_app(settings: Settings, config: CityConfig | None = None) -> FastAPI:
     app.include_router(api_cases.router)
     app.include_router(api_mail.router)
     app.include_router(api_keywords.router)
+    app.include_router(api_outbox.router)
+    app.include_router(stats.router)
+    app.include_router(admin.router)  # with the pages of admin_pages on it too
     app.include_router(health.router)
 
     @app.exception_handler(Exception)

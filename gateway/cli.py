@@ -243,12 +243,17 @@ def services() -> None:
 def keywords_list() -> None:
     """The effective keyword table: config plus operators' run-time keywords."""
 
+    from models.keywords import operator_keywords
+
     async def work(runtime: Runtime) -> None:
         async with runtime.sessions() as session:
             table = await runtime.keyword_table(session)
-        grid = Table("keyword", "matches as", "command", "language")
+            ids = {row.normal: row for row in await operator_keywords(session)}
+        grid = Table("keyword", "matches as", "command", "language", "source")
         for normal, entry in sorted(table.entries.items(), key=lambda kv: kv[1].command):
-            grid.add_row(entry.keyword, normal, entry.command, entry.language)
+            row = ids.get(normal)
+            source = f"#{row.id} by {row.created_by}" if row else "config.yaml"
+            grid.add_row(entry.keyword, normal, entry.command, entry.language, source)
         out.print(grid)
 
     _run(work)
@@ -276,6 +281,54 @@ def keywords_check() -> None:
         if not problems:
             out.print(f"{len(rows)} keywords, no problems")
         return 1 if any(p.severity == "error" for p in problems) else 0
+
+    raise typer.Exit(_run(work))
+
+
+@keywords_app.command("add")
+def keywords_add(
+    command: str,
+    language: str,
+    keyword: str,
+    operator: Annotated[str, typer.Option(help="your name, for the audit trail")] = "cli",
+) -> None:
+    """Add a keyword; refused with the reasons when it would be ambiguous."""
+    from gateway.keyword_work import KeywordRefused, add_keyword
+    from gateway.settings import COMMANDS
+
+    if command not in COMMANDS or language not in ("fa", "en"):
+        err.print(f"command is one of {', '.join(COMMANDS)}; language fa or en")
+        raise typer.Exit(2)
+
+    async def work(runtime: Runtime) -> int:
+        try:
+            row = await add_keyword(
+                runtime, command=command, language=language, keyword=keyword, actor=operator
+            )
+        except KeywordRefused as exc:
+            for reason in exc.reasons:
+                err.print(f"refused: {reason}", highlight=False)
+            return 1
+        out.print(f"added #{row.id}: '{row.keyword}' → {row.command} ({row.language})")
+        return 0
+
+    raise typer.Exit(_run(work))
+
+
+@keywords_app.command("remove")
+def keywords_remove(
+    keyword_id: int,
+    operator: Annotated[str, typer.Option(help="your name, for the audit trail")] = "cli",
+) -> None:
+    """Remove an operator keyword by its id (see `citygate keywords list`)."""
+    from gateway.keyword_work import remove_keyword
+
+    async def work(runtime: Runtime) -> int:
+        if not await remove_keyword(runtime, keyword_id, actor=operator):
+            err.print("no operator keyword with that id")
+            return 1
+        out.print(f"removed #{keyword_id}")
+        return 0
 
     raise typer.Exit(_run(work))
 
@@ -322,7 +375,8 @@ def cases_set_status(
     note: Annotated[str | None, typer.Option(help="note for the case history")] = None,
 ) -> None:
     """Move a case to another status."""
-    from models.cases import change_status, find_case
+    from gateway.case_work import Change, apply_change
+    from models.cases import find_case
     from parsers import tracking
     from parsers.errors import ParseError
 
@@ -341,8 +395,12 @@ def cases_set_status(
             if case is None:
                 err.print("no case with that code")
                 return 1
-            await change_status(session, case=case, status=status, note=note, actor="cli")
+            sent = await apply_change(
+                session, runtime, case, Change(status=status, note=note), actor="cli"
+            )
         out.print(f"{tracking.format_code(compact)}: {status}")
+        if sent is not None:
+            out.print(f"citizen notified by {sent.channel}: {sent.status}")
         return 0
 
     raise typer.Exit(_run(work))

@@ -1,5 +1,10 @@
 """The outbox worker: sends what is owed to citizens, with retries and dead letters.
 
+Email goes to the SMTP server, SMS to Twilio's REST API (its base URL from
+CITYGATE_TWILIO_API_URL). Twilio's 21610 means the citizen opted out: the contact is
+marked and the row becomes a dead letter saying so; 429, 20429 and 63018 are rate limits,
+tried again later.
+
 Rows are claimed with `FOR UPDATE SKIP LOCKED` on PostgreSQL (one worker per row across
 processes; SQLite has one writer anyway). A network error or a 4xx SMTP answer is tried
 again with exponential backoff and jitter; a 5xx answer, or too many attempts, makes the
@@ -30,7 +35,56 @@ LEASE = timedelta(minutes=5)
 
 
 class PermanentFailure(Exception):
-    """The receiving side said no for good (SMTP 5xx): retrying cannot help."""
+    """The receiving side said no for good (SMTP 5xx, Twilio 4xx): retrying cannot help."""
+
+
+class OptedOut(PermanentFailure):
+    """Twilio refused: the recipient has opted out (error 21610)."""
+
+
+RATE_LIMIT_CODES = frozenset({20429, 63018})
+
+
+async def send_sms(runtime: Runtime, row: OutboundMessage) -> str:
+    """Send one SMS through Twilio's Messages API; returns Twilio's message SID."""
+    from twilio.base.exceptions import TwilioRestException
+    from twilio.http.async_http_client import AsyncTwilioHttpClient
+    from twilio.rest import Client
+
+    settings = runtime.settings
+    if not (settings.twilio_account_sid and settings.twilio_auth_token):
+        raise RuntimeError("Twilio is not configured (TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN)")
+    http = AsyncTwilioHttpClient(timeout=30)
+    client = Client(
+        settings.twilio_account_sid,
+        settings.twilio_auth_token.get_secret_value(),
+        http_client=http,
+    )
+    client.api.base_url = settings.twilio_api_url.rstrip("/")
+    callback = (
+        f"{settings.public_url}/sms/twilio/status?outbound={row.id}"
+        if settings.public_url
+        else None
+    )
+    try:
+        message = await client.api.v2010.accounts(
+            settings.twilio_account_sid
+        ).messages.create_async(
+            to=row.to_address,
+            from_=settings.twilio_from_number,
+            body=row.body,
+            status_callback=callback,
+        )
+    except TwilioRestException as exc:
+        if exc.code == 21610:
+            raise OptedOut(f"21610 {exc.msg}") from None
+        if exc.status == 429 or exc.code in RATE_LIMIT_CODES or exc.status >= 500:
+            raise RuntimeError(f"Twilio {exc.status} {exc.code}: {exc.msg}") from None
+        raise PermanentFailure(f"Twilio {exc.status} {exc.code}: {exc.msg}") from None
+    finally:
+        if http.session is not None:
+            await http.session.close()
+    return str(message.sid)
 
 
 @dataclass(frozen=True)
@@ -79,7 +133,7 @@ async def _claim(runtime: Runtime, limit: int) -> list[int]:
             select(OutboundMessage)
             .where(
                 OutboundMessage.status.in_(("pending", "sending")),
-                OutboundMessage.channel == "email",
+                OutboundMessage.channel.in_(("email", "sms")),
                 OutboundMessage.next_attempt_at <= now,
             )
             .order_by(OutboundMessage.next_attempt_at, OutboundMessage.id)
@@ -105,9 +159,16 @@ async def deliver_due(runtime: Runtime, *, limit: int = 50) -> Delivery:
             row = await session.get(OutboundMessage, row_id)
         if row is None:
             continue
-        status, error, next_at = "sent", None, None
+        status, error, next_at, provider_id = "sent", None, None, None
         try:
-            await send_email(runtime, row)
+            if row.channel == "sms":
+                provider_id = await send_sms(runtime, row)
+                status = "queued"
+            else:
+                await send_email(runtime, row)
+        except OptedOut as exc:
+            status, error = "dead", f"the citizen opted out at the carrier ({exc})"
+            await _mark_opted_out(runtime, row)
         except PermanentFailure as exc:
             status, error = "dead", str(exc)
         except Exception as exc:  # network, timeouts, 4xx: try again later
@@ -122,15 +183,26 @@ async def deliver_due(runtime: Runtime, *, limit: int = 50) -> Delivery:
                 continue
             fresh.status = status
             fresh.last_error = error[:500] if error else None
+            if provider_id:
+                fresh.provider_id = provider_id
             if next_at is not None:
                 fresh.next_attempt_at = next_at
-            if status == "sent":
+            if status in ("sent", "queued"):
                 fresh.sent_at = utcnow()
-        sent += status == "sent"
+        sent += status in ("sent", "queued")
         retried += status == "pending"
         dead += status == "dead"
         log.info("outbox %s to %s: %s", row_id, mask(row.to_address), status)
     return Delivery(sent, retried, dead)
+
+
+async def _mark_opted_out(runtime: Runtime, row: OutboundMessage) -> None:
+    from models.contacts import Contact, set_opt_out
+
+    async with runtime.sessions.begin() as session:
+        contact = await session.get(Contact, row.contact_id) if row.contact_id else None
+        if contact is not None:
+            set_opt_out(contact, opted_out=True)
 
 
 async def run_outbox(runtime: Runtime, stop: asyncio.Event, *, interval: float = 2.0) -> None:

@@ -157,6 +157,12 @@ class ConversationConfig(_Strict):
         return words
 
 
+class ReportsConfig(_Strict):
+    """Reports: how many trips to an office one case handled by SMS or email saves."""
+
+    trips_per_case: float = Field(default=3, ge=0, le=100)
+
+
 class CityConfig(_Strict):
     """Everything in `config.yaml`."""
 
@@ -165,6 +171,7 @@ class CityConfig(_Strict):
     default_region: str = Field(default="IR", pattern=r"^[A-Z]{2}$")
     commands: dict[str, CommandConfig]
     conversation: ConversationConfig
+    reports: ReportsConfig = Field(default_factory=ReportsConfig)
     statuses: dict[str, Bilingual]
     districts: list[District] = Field(min_length=1)
     services: list[Service] = Field(default_factory=list)
@@ -370,6 +377,10 @@ class Settings(BaseSettings):
     @property
     def imap_enabled(self) -> bool:
         return bool(self.imap_host and self.imap_user)
+
+    @property
+    def twilio_rest_enabled(self) -> bool:
+        return bool(self.twilio_account_sid and self.twilio_auth_token and self.twilio_from_number)
 
     @property
     def smtp_enabled(self) -> bool:

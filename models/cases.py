@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, select
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, cast, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -33,6 +33,7 @@ class Case(Base):
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
     channel: Mapped[str] = mapped_column(String(16))
     district: Mapped[int | None] = mapped_column(Integer, default=None)
+    department: Mapped[str | None] = mapped_column(String(128), default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -158,6 +159,47 @@ async def change_status(
     await session.flush()
     await session.refresh(case, ["events"])
     return event
+
+
+async def search_cases(
+    session: AsyncSession,
+    *,
+    status: str | None = None,
+    service: str | None = None,
+    district: int | None = None,
+    channel: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    text: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> list[Case]:
+    """Cases matching every filter given, newest first. `text` is looked for in the code,
+    the contact's address, the answers and the notes."""
+    stmt = select(Case).join(Contact, Contact.id == Case.contact_id)
+    if status:
+        stmt = stmt.where(Case.status == status)
+    if service:
+        stmt = stmt.where(Case.service == service)
+    if district is not None:
+        stmt = stmt.where(Case.district == district)
+    if channel:
+        stmt = stmt.where(Case.channel == channel)
+    if since is not None:
+        stmt = stmt.where(Case.created_at >= since)
+    if until is not None:
+        stmt = stmt.where(Case.created_at < until)
+    if text:
+        pattern = f"%{text}%"
+        noted = select(CaseEvent.case_id).where(CaseEvent.note.ilike(pattern))
+        stmt = stmt.where(
+            Case.code.ilike(pattern)
+            | Contact.address.ilike(pattern)
+            | cast(Case.fields, Text).ilike(pattern)
+            | Case.id.in_(noted)
+        )
+    stmt = stmt.order_by(Case.created_at.desc(), Case.id.desc()).limit(limit).offset(offset)
+    return list((await session.execute(stmt)).unique().scalars().all())
 
 
 async def open_cases_of(session: AsyncSession, *, contact_id: int) -> list[Case]:

@@ -310,8 +310,8 @@ def check_new_keyword(
     if not normal:
         return ["empty after normalisation"]
     reasons: list[str] = []
-    if tracking.looks_like_code(normal) or normal.replace(" ", "").isdigit() and (
-        normal not in RESERVED
+    if tracking.looks_like_code(normal) or (
+        normal.replace(" ", "").isdigit() and (normal not in RESERVED)
     ):
         reasons.append("a number could be taken for a code or an answer")
     meaning = RESERVED.get(normal)

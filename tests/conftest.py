@@ -31,6 +31,7 @@ from tests.support import (
     make_settings,
     missing_service,
 )
+from tests.twilio_standin import twilio_api  # noqa: F401  (fixture)
 
 
 @pytest.fixture(scope="session")

@@ -190,3 +190,45 @@ async def test_typo_only_suggests(twilio: Twilio, app):
     async with app.state.runtime.sessions() as session:
         contact = (await session.execute(select(Contact))).scalar_one()
     assert contact.opted_out is False
+
+
+async def test_list_cases_with_filters_and_free_text(client, admin_headers):
+    first = await open_case(client, admin_headers)
+    second = await open_case(
+        client,
+        admin_headers,
+        phone=None,
+        email="reza@example.org",
+        fields={**LAND_USE, "district": "12"},
+    )
+    await client.patch(
+        f"/api/v1/cases/{second['code']}",
+        json={
+            "status": "in_review",
+            "note": "نقشه ناقص است",
+            "public": False,
+            "department": "طرح تفصیلی",
+        },
+        headers=admin_headers,
+    )
+
+    async def codes(**params) -> set[str]:
+        response = await client.get("/api/v1/cases", params=params, headers=admin_headers)
+        assert response.status_code == 200, response.text
+        return {c["code"] for c in response.json()}
+
+    both = {first["code"], second["code"]}
+    assert await codes() == both
+    assert await codes(status="in_review") == {second["code"]}
+    assert await codes(channel="sms") == {first["code"]}
+    assert await codes(district=12) == {second["code"]}
+    assert await codes(service="land_use_inquiry") == both
+    assert await codes(service="demolition_permit") == set()
+    assert await codes(q="نقشه ناقص") == {second["code"]}
+    assert await codes(q="reza@") == {second["code"]}
+    assert await codes(q=persian_digits(first["code"][:6])) == {first["code"]}
+    assert await codes(since="2000-01-01T00:00:00Z", until="2001-01-01T00:00:00Z") == set()
+    detail = (await client.get(f"/api/v1/cases/{second['code']}", headers=admin_headers)).json()
+    assert detail["department"] == "طرح تفصیلی"
+    assert [e["kind"] for e in detail["history"]] == ["created", "assign", "status"]
+    assert detail["history"][-1]["public"] is False

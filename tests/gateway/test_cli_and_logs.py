@@ -51,6 +51,13 @@ def test_cases_cli_and_keywords(tmp_path):
     assert listed.returncode == 0 and "وضعیت" in listed.stdout
     check = citygate(tmp_path, "keywords", "check")
     assert check.returncode == 0, check.stdout
+    added = citygate(tmp_path, "keywords", "add", "status", "fa", "استعلام", "--operator", "sara")
+    assert added.returncode == 0, added.stderr
+    assert "#1 by sara" in citygate(tmp_path, "keywords", "list").stdout
+    assert "پیدا نشد" in citygate(tmp_path, "simulate", "استعلام 4821 3307 6634").stdout
+    refused = citygate(tmp_path, "keywords", "add", "help", "en", "CANCEL")
+    assert refused.returncode == 1 and "carrier word" in refused.stderr
+    assert citygate(tmp_path, "keywords", "remove", "1").returncode == 0
     missing = citygate(tmp_path, "cases", "show", "4821 3307 6634")
     assert missing.returncode == 1
     assert "no case" in missing.stderr

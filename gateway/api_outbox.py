@@ -1,0 +1,156 @@
+"""Operator API for what is owed to citizens: the outbox, its dead letters, retries;
+the service catalogue; and a contact's whole conversation."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query, status
+from pydantic import BaseModel
+from sqlalchemy import or_, select
+
+from gateway.auth import Operator
+from gateway.twilio_sms import RuntimeDep
+from models.audit import record
+from models.contacts import Contact
+from models.messages import InboundMessage, OutboundMessage
+from parsers.addresses import normalize_email, normalize_phone
+from parsers.errors import ParseError
+
+router = APIRouter(prefix="/api/v1", tags=["outbox", "services", "messages"])
+
+
+class OutboxRow(BaseModel):
+    id: int
+    channel: str
+    kind: str
+    to_address: str
+    body: str
+    status: str
+    attempts: int
+    last_error: str | None
+    next_attempt_at: datetime | None
+    created_at: datetime
+
+
+@router.get("/outbox", response_model=list[OutboxRow])
+async def list_outbox(
+    runtime: RuntimeDep,
+    actor: Operator,
+    state: Literal["pending", "dead", "suppressed", "sent", "queued", "delivered"] = Query(
+        "pending", alias="status"
+    ),
+    limit: int = 100,
+) -> list[Any]:
+    """Outbound messages by status: pending (with attempts and next try), dead letters and
+    suppressed ones with the reason."""
+    async with runtime.sessions() as session:
+        stmt = (
+            select(OutboundMessage)
+            .where(
+                OutboundMessage.status == state,
+                # inline SMS replies (TwiML) never pass through the outbox
+                or_(OutboundMessage.kind != "reply", OutboundMessage.channel == "email"),
+            )
+            .order_by(OutboundMessage.id.desc())
+            .limit(max(1, min(limit, 1000)))
+        )
+        rows = (await session.execute(stmt)).scalars().all()
+    return [OutboxRow.model_validate(r, from_attributes=True) for r in rows]
+
+
+@router.post("/outbox/{row_id}/retry", response_model=OutboxRow)
+async def retry(row_id: int, runtime: RuntimeDep, actor: Operator) -> Any:
+    """Send a dead letter again (for an opted-out citizen only once they opt back in)."""
+    async with runtime.sessions.begin() as session:
+        row = await session.get(OutboundMessage, row_id)
+        if row is None or row.status not in ("dead", "suppressed"):
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no dead letter with that id")
+        contact = await session.get(Contact, row.contact_id) if row.contact_id else None
+        if contact is not None and contact.opted_out:
+            raise HTTPException(status.HTTP_409_CONFLICT, "the citizen has opted out (STOP)")
+        row.status, row.next_attempt_at, row.last_error = "pending", runtime.clock(), None
+        record(session, actor=actor, action="outbox.retry", subject=str(row.id))
+        await session.flush()
+        return OutboxRow.model_validate(row, from_attributes=True)
+
+
+@router.get("/services")
+async def services(runtime: RuntimeDep, actor: Operator) -> list[dict[str, Any]]:
+    """The service catalogue, as config.yaml defines it."""
+    return [s.model_dump() for s in runtime.config.services]
+
+
+@router.get("/messages")
+async def messages(
+    runtime: RuntimeDep,
+    actor: Operator,
+    phone: str | None = None,
+    email: str | None = None,
+) -> list[dict[str, Any]]:
+    """A citizen's whole conversation, in and out, across the phone and email given."""
+    addresses: list[tuple[str, str]] = []
+    try:
+        if phone:
+            addresses.append(("sms", normalize_phone(phone, runtime.config.default_region)))
+        if email:
+            addresses.append(("email", normalize_email(email)))
+    except ParseError:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid address") from None
+    if not addresses:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "give phone or email")
+    async with runtime.sessions() as session:
+        contacts = (
+            (
+                await session.execute(
+                    select(Contact).where(
+                        or_(
+                            *[(Contact.channel == c) & (Contact.address == a) for c, a in addresses]
+                        )
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
+        ids = [c.id for c in contacts]
+        inbound = (
+            (
+                await session.execute(
+                    select(InboundMessage).where(InboundMessage.contact_id.in_(ids))
+                )
+            )
+            .scalars()
+            .all()
+        )
+        outbound = (
+            (
+                await session.execute(
+                    select(OutboundMessage).where(OutboundMessage.contact_id.in_(ids))
+                )
+            )
+            .scalars()
+            .all()
+        )
+    items = [
+        {
+            "direction": "in",
+            "channel": m.channel,
+            "at": m.received_at,
+            "text": m.body,
+            "command": m.command,
+        }
+        for m in inbound
+    ] + [
+        {
+            "direction": "out",
+            "channel": m.channel,
+            "at": m.created_at,
+            "text": m.body,
+            "kind": m.kind,
+            "status": m.status,
+        }
+        for m in outbound
+    ]
+    return sorted(items, key=lambda item: item["at"])
