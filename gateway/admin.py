@@ -26,6 +26,7 @@ from models.contacts import Contact
 from models.messages import InboundMessage, OutboundMessage
 from parsers import tracking
 from parsers.display import format_date
+from parsers.fields import display_value
 from parsers.normalize import fold_digits
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
@@ -213,7 +214,14 @@ async def _case_view(runtime: Runtime, code: str) -> dict[str, Any] | None:
             .all()
         )
     service = config.service(case.service)
-    labels = {f.key: f.label.fa for f in service.fields} if service else {}
+    specs = {f.key: f for f in service.fields} if service else {}
+
+    def shown(key: str, value: Any) -> str:
+        spec = specs.get(key)
+        if spec is None:
+            return "—" if value is None else str(value)
+        return display_value(spec, value, "fa", lambda n: config.district_label(n, "fa"))
+
     messages: list[dict[str, Any]] = [
         {"at": m.received_at, "direction": "ورودی", "text": m.body} for m in inbound
     ]
@@ -227,7 +235,9 @@ async def _case_view(runtime: Runtime, code: str) -> dict[str, Any] | None:
         "department": case.department,
         "channel": case.channel,
         "contact": contact.address if contact else "",
-        "fields": [(labels.get(k, k), "—" if v is None else v) for k, v in case.fields.items()],
+        "fields": [
+            (specs[k].label.fa if k in specs else k, shown(k, v)) for k, v in case.fields.items()
+        ],
         "history": [
             {
                 "at": e.created_at.strftime("%Y-%m-%d %H:%M"),

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from gateway import admin_session
 from gateway.admin import csrf_form, forbidden, page, router, runtime_of, session_of, to_login
-from gateway.keyword_work import KeywordRefused, add_keyword, remove_keyword
+from gateway.keyword_work import KeywordRefused, add_keyword, change_keyword, remove_keyword
 from gateway.settings import COMMANDS
 from gateway.stats import compute_stats
 from models.contacts import Contact
@@ -86,6 +86,32 @@ async def keywords_add(request: Request) -> Response:
             request, session, 409, errors=[f"پذیرفته نشد: {r}" for r in exc.reasons]
         )
     return RedirectResponse("/admin/keywords?message=افزوده شد", status_code=303)
+
+
+@router.post("/keywords/{keyword_id}")
+async def keywords_change(request: Request, keyword_id: int) -> Response:
+    session = session_of(request)
+    if session is None:
+        return to_login()
+    form = await csrf_form(request, session)
+    if form is None:
+        return forbidden()
+    try:
+        row = await change_keyword(
+            runtime_of(request),
+            keyword_id,
+            command=None,
+            language=None,
+            keyword=form.get("keyword") or None,
+            actor=session.operator,
+        )
+    except KeywordRefused as exc:
+        return await _keywords_page(
+            request, session, 409, errors=[f"پذیرفته نشد: {r}" for r in exc.reasons]
+        )
+    if row is None:
+        return Response("no such keyword", status_code=404)
+    return RedirectResponse("/admin/keywords?message=ویرایش شد", status_code=303)
 
 
 @router.post("/keywords/{keyword_id}/remove")

@@ -18,6 +18,7 @@ from gateway.twilio_sms import RuntimeDep
 from handlers.submission import Rejected, submit
 from models.cases import Case, find_case, search_cases
 from models.contacts import get_or_create_contact
+from models.messages import conversation_of
 from parsers import tracking
 from parsers.addresses import normalize_email, normalize_phone
 from parsers.errors import ParseError
@@ -84,6 +85,19 @@ class CaseOut(BaseModel):
     updated_at: datetime
     history: list[EventOut]
     notification: NotificationOut | None = None
+
+
+class MessageOut(BaseModel):
+    direction: str
+    channel: str
+    at: datetime
+    text: str
+    command: str | None
+    status: str | None
+
+
+class CaseDetail(CaseOut):
+    messages: list[MessageOut]
 
 
 class CaseCreated(CaseOut):
@@ -199,11 +213,13 @@ async def list_cases(
         return [_out(case) for case in found]
 
 
-@router.get("/{code}", response_model=CaseOut)
+@router.get("/{code}", response_model=CaseDetail)
 async def show_case(code: str, runtime: RuntimeDep, actor: Operator) -> dict[str, Any]:
-    """A case with its history."""
+    """A case with its history and its citizen's messages."""
     async with runtime.sessions.begin() as session:
-        return _out(await _load(runtime, session, code))
+        case = await _load(runtime, session, code)
+        messages = await conversation_of(session, contact_ids=[case.contact_id])
+        return {**_out(case), "messages": messages}
 
 
 @router.patch("/{code}", response_model=CaseOut)

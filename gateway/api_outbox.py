@@ -14,7 +14,7 @@ from gateway.auth import Operator
 from gateway.twilio_sms import RuntimeDep
 from models.audit import record
 from models.contacts import Contact
-from models.messages import InboundMessage, OutboundMessage
+from models.messages import OutboundMessage, conversation_of
 from parsers.addresses import normalize_email, normalize_phone
 from parsers.errors import ParseError
 
@@ -114,43 +114,4 @@ async def messages(
             .scalars()
             .all()
         )
-        ids = [c.id for c in contacts]
-        inbound = (
-            (
-                await session.execute(
-                    select(InboundMessage).where(InboundMessage.contact_id.in_(ids))
-                )
-            )
-            .scalars()
-            .all()
-        )
-        outbound = (
-            (
-                await session.execute(
-                    select(OutboundMessage).where(OutboundMessage.contact_id.in_(ids))
-                )
-            )
-            .scalars()
-            .all()
-        )
-    items = [
-        {
-            "direction": "in",
-            "channel": m.channel,
-            "at": m.received_at,
-            "text": m.body,
-            "command": m.command,
-        }
-        for m in inbound
-    ] + [
-        {
-            "direction": "out",
-            "channel": m.channel,
-            "at": m.created_at,
-            "text": m.body,
-            "kind": m.kind,
-            "status": m.status,
-        }
-        for m in outbound
-    ]
-    return sorted(items, key=lambda item: item["at"])
+        return await conversation_of(session, contact_ids=[c.id for c in contacts])

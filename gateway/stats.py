@@ -18,6 +18,10 @@ from models.cases import FINAL_STATUSES, Case
 router = APIRouter(prefix="/api/v1", tags=["reports"])
 
 
+def _whole(value: float) -> float | int:
+    return int(value) if float(value).is_integer() else round(value, 1)
+
+
 async def compute_stats(runtime: Runtime) -> dict[str, Any]:
     config = runtime.config
     async with runtime.sessions() as session:
@@ -50,7 +54,7 @@ async def compute_stats(runtime: Runtime) -> dict[str, Any]:
         "median_days_to_close": {k: round(statistics.median(v), 2) for k, v in days.items()},
         "cases_without_a_visit": remote,
         "trips_per_case": config.reports.trips_per_case,
-        "trips_saved": remote * config.reports.trips_per_case,
+        "trips_saved": _whole(remote * config.reports.trips_per_case),
     }
 
 

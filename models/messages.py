@@ -183,3 +183,47 @@ async def record_delivery_status(
     row.updated_at = utcnow()
     await session.flush()
     return row
+
+
+async def conversation_of(session: AsyncSession, *, contact_ids: list[int]) -> list[dict[str, Any]]:
+    """Every message to and from these contacts, oldest first, as plain dicts."""
+    inbound = (
+        (
+            await session.execute(
+                select(InboundMessage).where(InboundMessage.contact_id.in_(contact_ids))
+            )
+        )
+        .scalars()
+        .all()
+    )
+    outbound = (
+        (
+            await session.execute(
+                select(OutboundMessage).where(OutboundMessage.contact_id.in_(contact_ids))
+            )
+        )
+        .scalars()
+        .all()
+    )
+    items = [
+        {
+            "direction": "in",
+            "channel": m.channel,
+            "at": m.received_at,
+            "text": m.body,
+            "command": m.command,
+            "status": None,
+        }
+        for m in inbound
+    ] + [
+        {
+            "direction": "out",
+            "channel": m.channel,
+            "at": m.created_at,
+            "text": m.body,
+            "command": None,
+            "status": m.status,
+        }
+        for m in outbound
+    ]
+    return sorted(items, key=lambda item: item["at"])
