@@ -77,6 +77,18 @@ async def csrf_form(request: Request, session: admin_session.AdminSession) -> di
     return form if admin_session.csrf_ok(session.csrf, form.get("csrf")) else None
 
 
+async def posted(request: Request) -> tuple[admin_session.AdminSession, dict[str, str]] | Response:
+    """The signed-in operator's session and the posted form, or the response that refuses
+    it: the sign-in page without a session, 403 without the session's CSRF token."""
+    session = session_of(request)
+    if session is None:
+        return to_login()
+    form = await csrf_form(request, session)
+    if form is None:
+        return forbidden()
+    return session, form
+
+
 def forbidden() -> Response:
     return Response("the form's CSRF token does not match your session", status_code=403)
 
@@ -135,11 +147,10 @@ async def login(request: Request) -> Response:
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
-    session = session_of(request)
-    if session is None:
-        return to_login()
-    if await csrf_form(request, session) is None:
-        return forbidden()
+    checked = await posted(request)
+    if isinstance(checked, Response):
+        return checked
+    _session, _form = checked
     response = to_login()
     response.delete_cookie(admin_session.COOKIE, path="/admin")
     return response
@@ -277,12 +288,10 @@ async def case_page(request: Request, code: str, message: str | None = None) -> 
 
 @router.post("/cases/{code}")
 async def case_change(request: Request, code: str) -> Response:
-    session = session_of(request)
-    if session is None:
-        return to_login()
-    form = await csrf_form(request, session)
-    if form is None:
-        return forbidden()
+    checked = await posted(request)
+    if isinstance(checked, Response):
+        return checked
+    session, form = checked
     runtime = runtime_of(request)
     change = Change(
         status=form.get("status") or None,

@@ -10,11 +10,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
 from gateway import admin_session
-from gateway.admin import csrf_form, forbidden, page, router, runtime_of, session_of, to_login
+from gateway.admin import page, posted, router, runtime_of, session_of, to_login
 from gateway.keyword_work import KeywordRefused, add_keyword, change_keyword, remove_keyword
+from gateway.outbox import retry_dead_letter
 from gateway.settings import COMMANDS
 from gateway.stats import compute_stats
-from models.contacts import Contact
 from models.keywords import operator_keywords
 from models.messages import OutboundMessage
 from parsers.grammar import check_keywords
@@ -64,12 +64,10 @@ async def keywords_page(request: Request, message: str | None = None) -> Respons
 
 @router.post("/keywords")
 async def keywords_add(request: Request) -> Response:
-    session = session_of(request)
-    if session is None:
-        return to_login()
-    form = await csrf_form(request, session)
-    if form is None:
-        return forbidden()
+    checked = await posted(request)
+    if isinstance(checked, Response):
+        return checked
+    session, form = checked
     command, language = form.get("command", ""), form.get("language", "")
     if command not in COMMANDS or language not in ("fa", "en"):
         return await _keywords_page(request, session, 422, errors=["دستور یا زبان نامعتبر است."])
@@ -90,12 +88,10 @@ async def keywords_add(request: Request) -> Response:
 
 @router.post("/keywords/{keyword_id}")
 async def keywords_change(request: Request, keyword_id: int) -> Response:
-    session = session_of(request)
-    if session is None:
-        return to_login()
-    form = await csrf_form(request, session)
-    if form is None:
-        return forbidden()
+    checked = await posted(request)
+    if isinstance(checked, Response):
+        return checked
+    session, form = checked
     try:
         row = await change_keyword(
             runtime_of(request),
@@ -116,11 +112,10 @@ async def keywords_change(request: Request, keyword_id: int) -> Response:
 
 @router.post("/keywords/{keyword_id}/remove")
 async def keywords_remove(request: Request, keyword_id: int) -> Response:
-    session = session_of(request)
-    if session is None:
-        return to_login()
-    if await csrf_form(request, session) is None:
-        return forbidden()
+    checked = await posted(request)
+    if isinstance(checked, Response):
+        return checked
+    session, _form = checked
     await remove_keyword(runtime_of(request), keyword_id, actor=session.operator)
     return RedirectResponse("/admin/keywords?message=حذف شد", status_code=303)
 
@@ -160,18 +155,12 @@ async def outbox_page(request: Request, message: str | None = None) -> Response:
 
 @router.post("/outbox/{row_id}/retry")
 async def outbox_retry(request: Request, row_id: int) -> Response:
-    session = session_of(request)
-    if session is None:
-        return to_login()
-    if await csrf_form(request, session) is None:
-        return forbidden()
-    runtime = runtime_of(request)
-    async with runtime.sessions.begin() as db:
-        row = await db.get(OutboundMessage, row_id)
-        contact = await db.get(Contact, row.contact_id) if row and row.contact_id else None
-        if row is None or (contact is not None and contact.opted_out):
-            return RedirectResponse("/admin/outbox?message=ارسال ممکن نیست", status_code=303)
-        row.status, row.next_attempt_at, row.last_error = "pending", runtime.clock(), None
+    checked = await posted(request)
+    if isinstance(checked, Response):
+        return checked
+    session, _form = checked
+    if await retry_dead_letter(runtime_of(request), row_id, actor=session.operator) is None:
+        return RedirectResponse("/admin/outbox?message=ارسال ممکن نیست", status_code=303)
     return RedirectResponse("/admin/outbox?message=در صف ارسال", status_code=303)
 
 

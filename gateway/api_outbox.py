@@ -11,8 +11,8 @@ from pydantic import BaseModel
 from sqlalchemy import or_, select
 
 from gateway.auth import Operator
+from gateway.outbox import retry_dead_letter
 from gateway.twilio_sms import RuntimeDep
-from models.audit import record
 from models.contacts import Contact
 from models.messages import OutboundMessage, conversation_of
 from parsers.addresses import normalize_email, normalize_phone
@@ -63,17 +63,13 @@ async def list_outbox(
 @router.post("/outbox/{row_id}/retry", response_model=OutboxRow)
 async def retry(row_id: int, runtime: RuntimeDep, actor: Operator) -> Any:
     """Send a dead letter again (for an opted-out citizen only once they opt back in)."""
-    async with runtime.sessions.begin() as session:
-        row = await session.get(OutboundMessage, row_id)
-        if row is None or row.status not in ("dead", "suppressed"):
-            raise HTTPException(status.HTTP_404_NOT_FOUND, "no dead letter with that id")
-        contact = await session.get(Contact, row.contact_id) if row.contact_id else None
-        if contact is not None and contact.opted_out:
-            raise HTTPException(status.HTTP_409_CONFLICT, "the citizen has opted out (STOP)")
-        row.status, row.next_attempt_at, row.last_error = "pending", runtime.clock(), None
-        record(session, actor=actor, action="outbox.retry", subject=str(row.id))
-        await session.flush()
-        return OutboxRow.model_validate(row, from_attributes=True)
+    row = await retry_dead_letter(runtime, row_id, actor=actor)
+    if row is None:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            "no dead letter with that id, or its citizen has opted out (STOP)",
+        )
+    return OutboxRow.model_validate(row, from_attributes=True)
 
 
 @router.get("/services")

@@ -205,6 +205,25 @@ async def _mark_opted_out(runtime: Runtime, row: OutboundMessage) -> None:
             set_opt_out(contact, opted_out=True)
 
 
+async def retry_dead_letter(runtime: Runtime, row_id: int, *, actor: str) -> OutboundMessage | None:
+    """Queue a dead or suppressed message again; None when there is no such row, or its
+    citizen has opted out (they must send START first)."""
+    from models.audit import record
+    from models.contacts import Contact
+
+    async with runtime.sessions.begin() as session:
+        row = await session.get(OutboundMessage, row_id)
+        if row is None or row.status not in ("dead", "suppressed"):
+            return None
+        contact = await session.get(Contact, row.contact_id) if row.contact_id else None
+        if contact is not None and contact.opted_out:
+            return None
+        row.status, row.next_attempt_at, row.last_error = "pending", runtime.clock(), None
+        record(session, actor=actor, action="outbox.retry", subject=str(row.id))
+        await session.flush()
+        return row
+
+
 async def run_outbox(runtime: Runtime, stop: asyncio.Event, *, interval: float = 2.0) -> None:
     """Deliver until `stop` is set; one failure never ends the loop."""
     while not stop.is_set():
