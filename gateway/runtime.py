@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -39,7 +40,7 @@ class Runtime:
     def operators(self) -> dict[str, str]:
         return self.settings.operators()
 
-    @property
+    @cached_property
     def secret(self) -> bytes:
         """The key our Message-ID tokens are signed with (CITYGATE_SECRET_KEY, else a key
         kept in the data folder; several hosts must share CITYGATE_SECRET_KEY)."""

@@ -20,6 +20,7 @@ def citygate(
         **os.environ,
         "CITYGATE_CONFIG": str(ROOT / "config.yaml"),
         "CITYGATE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/cli.db",
+        "CITYGATE_DATA_DIR": str(tmp_path),
     }
     return subprocess.run(
         [sys.executable, "-c", "from gateway.cli import main; main()", *args],
@@ -43,6 +44,15 @@ def test_simulate_one_message_and_console(tmp_path):
     assert "Replies will now be in English." in result.stdout
     assert "Commands:" in result.stdout
     assert "mistyped" in result.stdout
+
+
+def test_simulate_email_prints_the_reply_mail(tmp_path):
+    result = citygate(
+        tmp_path, "simulate", "--channel", "email", "--from", "Maryam@Example.org", "NEW 6"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Subject: Re: NEW 6" in result.stdout
+    assert "Service: 6" in result.stdout and "Property postal code:" in result.stdout
 
 
 def test_cases_cli_and_keywords(tmp_path):
