@@ -19,6 +19,7 @@ from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.blobs import store_blob
+from gateway.email_attachments import link_attachments, store_attachments
 from gateway.email_render import (
     new_token,
     render_reply,
@@ -35,7 +36,6 @@ from models.base import utcnow
 from models.cases import Case, CaseEvent
 from models.contacts import Contact, get_or_create_contact
 from models.conversations import close_conversation, find_conversation, open_conversation
-from models.mail import StoredAttachment
 from models.messages import InboundMessage, OutboundMessage
 from parsers import tracking
 from parsers.automail import automatic_reason, bounced_recipient, is_bounce
@@ -217,7 +217,7 @@ async def _decide(
     if len(mail.raw) > settings.mail_message_max_bytes:
         megabytes = settings.mail_message_max_bytes // (1024 * 1024)
         return ctx.reply("email_too_large", max=megabytes), None
-    notes = await _store_attachments(session, runtime, row, mail, ctx)
+    notes = await store_attachments(session, runtime, row, mail, ctx)
     text = new_part(parsed.text)
     subject = strip_reply_prefix(parsed.subject)
     form_reply = await _form(session, runtime, row, ctx, text, subject)
@@ -235,7 +235,7 @@ async def _decide(
             )
         )
         row.case_id = case.id
-        await _link_attachments(session, row, case.id)
+        await link_attachments(session, row, case.id)
         reply = ctx.reply("email_added_to_case", code=tracking.format_code(case.code))
         return _with_notes(ctx, reply, notes), "message"
     reply = await dispatch(command, ctx)
@@ -334,42 +334,9 @@ async def _form(
     if open_form is not None:
         await close_conversation(session, open_form)
     row.case_id = outcome.case.id
-    await _link_attachments(session, row, outcome.case.id)
+    await link_attachments(session, row, outcome.case.id)
     code = tracking.format_code(outcome.case.code)
     return ctx.reply("created", code=code, pin=outcome.pin, kw=ctx.keyword("status"))
-
-
-async def _store_attachments(
-    session: AsyncSession, runtime: Runtime, row: InboundMessage, mail: MailIn, ctx: Context
-) -> list[str]:
-    """Allowed attachments stored by content hash; the refused ones named in the reply."""
-    settings = runtime.settings
-    notes: list[str] = []
-    megabytes = settings.mail_attachment_max_bytes // (1024 * 1024)
-    for attachment in mail.parsed.attachments:
-        name = attachment.filename.replace("\n", " ")[:120]
-        allowed = attachment.content_type.lower() in settings.attachment_types
-        if not allowed or attachment.size > settings.mail_attachment_max_bytes:
-            notes.append(ctx.say("email_attachment_refused", name=name, max=megabytes))
-            continue
-        digest = store_blob(settings.data_dir, "attachments", attachment.data)
-        session.add(
-            StoredAttachment(
-                inbound_id=row.id,
-                sha256=digest,
-                filename=name,
-                content_type=attachment.content_type[:127],
-                size=attachment.size,
-            )
-        )
-    await session.flush()
-    return notes
-
-
-async def _link_attachments(session: AsyncSession, row: InboundMessage, case_id: int) -> None:
-    stmt = select(StoredAttachment).where(StoredAttachment.inbound_id == row.id)
-    for attachment in (await session.execute(stmt)).scalars().all():
-        attachment.case_id = case_id
 
 
 async def _under_cap(session: AsyncSession, runtime: Runtime, address: str) -> bool:

@@ -1,0 +1,54 @@
+"""Attachments of citizens' mail: allowed types and sizes kept by content hash, outside
+the database, and linked to the case they belong to; the refused ones named in the reply.
+
+A file's name is only ever a label: it is never used as a path.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.blobs import store_blob
+from gateway.runtime import Runtime
+from handlers.base import Context
+from models.mail import StoredAttachment
+from models.messages import InboundMessage
+
+if TYPE_CHECKING:
+    from gateway.email_channel import MailIn
+
+
+async def store_attachments(
+    session: AsyncSession, runtime: Runtime, row: InboundMessage, mail: MailIn, ctx: Context
+) -> list[str]:
+    """Allowed attachments stored by content hash; the refused ones named in the reply."""
+    settings = runtime.settings
+    notes: list[str] = []
+    megabytes = settings.mail_attachment_max_bytes // (1024 * 1024)
+    for attachment in mail.parsed.attachments:
+        name = attachment.filename.replace("\n", " ")[:120]
+        allowed = attachment.content_type.lower() in settings.attachment_types
+        if not allowed or attachment.size > settings.mail_attachment_max_bytes:
+            notes.append(ctx.say("email_attachment_refused", name=name, max=megabytes))
+            continue
+        digest = store_blob(settings.data_dir, "attachments", attachment.data)
+        session.add(
+            StoredAttachment(
+                inbound_id=row.id,
+                sha256=digest,
+                filename=name,
+                content_type=attachment.content_type[:127],
+                size=attachment.size,
+            )
+        )
+    await session.flush()
+    return notes
+
+
+async def link_attachments(session: AsyncSession, row: InboundMessage, case_id: int) -> None:
+    stmt = select(StoredAttachment).where(StoredAttachment.inbound_id == row.id)
+    for attachment in (await session.execute(stmt)).scalars().all():
+        attachment.case_id = case_id
