@@ -11,7 +11,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -104,27 +105,35 @@ async def store_inbound(
     body: str,
     raw: dict[str, Any],
 ) -> tuple[InboundMessage, bool]:
-    """Insert the message unless its provider id is known; returns (row, is_new)."""
-    existing = await find_inbound(session, channel=channel, provider_id=provider_id)
-    if existing is not None:
-        return existing, False
-    try:
-        async with session.begin_nested():
-            row = InboundMessage(
-                channel=channel,
-                provider_id=provider_id,
-                from_address=from_address,
-                to_address=to_address,
-                body=body,
-                raw=raw,
-            )
-            session.add(row)
-            await session.flush()
+    """Insert the message unless its provider id is known; returns (row, is_new).
+
+    One statement in the common case (INSERT … ON CONFLICT DO NOTHING RETURNING), so a
+    repeat delivery racing the first can neither fail nor insert twice.
+    """
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = (
+        insert(InboundMessage)
+        .values(
+            channel=channel,
+            provider_id=provider_id,
+            from_address=from_address,
+            to_address=to_address,
+            body=body,
+            raw=raw,
+            attempts=0,
+            received_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=["channel", "provider_id"])
+        .returning(InboundMessage.id)
+    )
+    new_id = (await session.execute(stmt)).scalar_one_or_none()
+    if new_id is not None:
+        row = await session.get(InboundMessage, new_id)
+        assert row is not None
         return row, True
-    except IntegrityError:
-        existing = await find_inbound(session, channel=channel, provider_id=provider_id)
-        assert existing is not None
-        return existing, False
+    existing = await find_inbound(session, channel=channel, provider_id=provider_id)
+    assert existing is not None
+    return existing, False
 
 
 async def find_replies(session: AsyncSession, *, inbound_id: int) -> list[OutboundMessage]:
@@ -143,14 +152,11 @@ async def claim_inbound(session: AsyncSession, *, inbound_id: int) -> InboundMes
     The UPDATE serialises two deliveries of one message on both SQLite (database
     write lock) and PostgreSQL (row lock): the second sees `handled_at` set.
     """
-    await session.execute(
+    stmt = (
         update(InboundMessage)
         .where(InboundMessage.id == inbound_id)
         .values(attempts=InboundMessage.attempts + 1)
-    )
-    stmt = (
-        select(InboundMessage)
-        .where(InboundMessage.id == inbound_id)
+        .returning(InboundMessage)
         .execution_options(populate_existing=True)
     )
     return (await session.execute(stmt)).scalar_one()
