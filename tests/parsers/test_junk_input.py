@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from gateway.city import FIELD_TYPES as CITY_FIELD_TYPES
 from gateway.settings import CityConfig
 from parsers import (
     addresses,
@@ -84,17 +85,7 @@ def field(kind: str) -> SimpleNamespace:
     )
 
 
-FIELD_TYPES = [
-    "text",
-    "number",
-    "national_id",
-    "postal_code",
-    "mobile",
-    "district",
-    "date",
-    "choice",
-    "yes_no",
-]
+FIELD_TYPES = list(CITY_FIELD_TYPES)  # every type config.yaml may use
 
 Call = Callable[[Any, KeywordTable], object]
 

@@ -18,6 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gateway.city import FIELD_TYPES as CITY_FIELD_TYPES
 from gateway.settings import CityConfig
 from parsers import dates, mobile, national_id, postal_code
 from parsers.errors import (
@@ -582,17 +583,7 @@ def field(kind: str, **overrides: Any) -> SimpleNamespace:
     return SimpleNamespace(**attrs)
 
 
-FIELD_TYPES = [
-    "text",
-    "number",
-    "national_id",
-    "postal_code",
-    "mobile",
-    "district",
-    "date",
-    "choice",
-    "yes_no",
-]
+FIELD_TYPES = list(CITY_FIELD_TYPES)  # every type config.yaml may use
 AREA = field("number", key="area", min=1, max=500)
 FLOOR_AREA = field("number", key="floor_area", min=1, max=100000)
 PERMIT = field("text", key="permit", max_length=20)
