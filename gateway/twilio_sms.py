@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.datastructures import ImmutableMultiDict
+from starlette.requests import ClientDisconnect
 from twilio.request_validator import (
     SIGNATURE_SETTINGS_HEADER,
     RequestValidator,
@@ -97,7 +98,10 @@ async def read_verified_form(request: Request, runtime: Runtime) -> ImmutableMul
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > MAX_FORM_BYTES:
         raise Refused(413, "form too large")
-    raw = await request.body()
+    try:
+        raw = await request.body()
+    except ClientDisconnect:
+        raise Refused(400, "the client went away before sending the whole form") from None
     if len(raw) > MAX_FORM_BYTES:
         raise Refused(413, "form too large")
     try:

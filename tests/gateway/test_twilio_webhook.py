@@ -205,3 +205,34 @@ async def test_advanced_opt_out_records_stop_without_a_second_reply(twilio: Twil
     async with app.state.runtime.sessions() as session:
         contact = (await session.execute(select(Contact))).scalar_one()
     assert contact.opted_out is True
+
+
+async def test_a_client_gone_before_its_body_is_a_quiet_400(app, caplog):
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/sms/twilio",
+        "raw_path": b"/sms/twilio",
+        "root_path": "",
+        "query_string": b"",
+        "client": ("203.0.113.9", 1),
+        "server": ("gateway", 80),
+        "headers": [
+            (b"content-type", b"application/x-www-form-urlencoded"),
+            (b"x-twilio-signature", b"x"),
+        ],
+    }
+    await app(scope, receive, send)
+    assert sent[0]["status"] == 400
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]

@@ -1,0 +1,94 @@
+"""The ceiling: a bare FastAPI app that does only the webhook's fixed work.
+
+`POST /sms/twilio` reads the form exactly as gateway/twilio_sms.py reads it (content
+type and size checks, strict UTF-8 url-decoding into a multi-dict), checks
+`X-Twilio-Signature` with twilio's `RequestValidator` over the public URL, decodes the
+same fields with pydantic, and returns a constant TwiML reply: no database, no
+parsing of the text. It runs under uvicorn with the same settings as `citygate serve`
+(bench/server.py), so citygate/ceiling is the share of the HTTP+signature budget that
+the gateway keeps while doing its real work.
+
+    uvicorn bench.ceiling:create_app --factory --workers N --proxy-headers --log-level info
+"""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import parse_qsl
+
+from fastapi import FastAPI, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.datastructures import ImmutableMultiDict
+from twilio.request_validator import (
+    SIGNATURE_SETTINGS_HEADER,
+    RequestValidator,
+    get_signature_algorithm,
+)
+
+from bench.signing import AUTH_TOKEN, PUBLIC_URL
+
+FORM_TYPE = "application/x-www-form-urlencoded"
+MAX_FORM_BYTES = 64 * 1024
+TWIML = (
+    '<?xml version="1.0" encoding="UTF-8"?><Response><Message>'
+    "Commands: HELP, STATUS code, NEW n, MY CASES, EXIT, LANG fa|en, STOP, START"
+    "</Message></Response>"
+)
+
+
+class Inbound(BaseModel):
+    """The same fields gateway.twilio_sms.TwilioInbound decodes."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    message_sid: str = Field(alias="MessageSid", min_length=2, max_length=64)
+    from_: str = Field(alias="From", min_length=1, max_length=64)
+    to: str | None = Field(default=None, alias="To", max_length=64)
+    body: str = Field(default="", alias="Body")
+    opt_out_type: str | None = Field(default=None, alias="OptOutType")
+
+
+def _plain(text: str, status: int) -> Response:
+    return Response(text + "\n", status_code=status, media_type="text/plain")
+
+
+def create_app() -> FastAPI:
+    token = os.environ.get("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+    base = os.environ.get("CITYGATE_PUBLIC_URL", PUBLIC_URL).rstrip("/")
+    app = FastAPI(title="citygate bench ceiling")
+
+    @app.post("/sms/twilio")
+    async def inbound(request: Request) -> Response:
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != FORM_TYPE:
+            return _plain(f"expected {FORM_TYPE}", 415)
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > MAX_FORM_BYTES:
+            return _plain("form too large", 413)
+        raw = await request.body()
+        if len(raw) > MAX_FORM_BYTES:
+            return _plain("form too large", 413)
+        try:
+            pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True)
+        except (UnicodeDecodeError, ValueError):
+            return _plain("form is not valid UTF-8 url-encoding", 400)
+        form: ImmutableMultiDict[str, str] = ImmutableMultiDict(pairs)
+        signature = request.headers.get("x-twilio-signature")
+        if not signature:
+            return _plain("missing X-Twilio-Signature", 403)
+        algorithm = get_signature_algorithm(request.headers.get(SIGNATURE_SETTINGS_HEADER))
+        query = request.url.query
+        url = f"{base}{request.url.path}" + (f"?{query}" if query else "")
+        if not RequestValidator(token).validate(url, form, signature, algorithm):
+            return _plain("X-Twilio-Signature does not match", 403)
+        try:
+            Inbound.model_validate(dict(form))
+        except ValidationError:
+            return _plain("missing or invalid fields", 400)
+        return Response(TWIML, media_type="application/xml")
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
