@@ -15,7 +15,6 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.blobs import store_blob
@@ -32,11 +31,15 @@ from gateway.runtime import Runtime
 from handlers.base import Context, Reply
 from handlers.registry import dispatch
 from handlers.submission import Rejected, submit
-from models.base import utcnow
-from models.cases import Case, CaseEvent
-from models.contacts import Contact, get_or_create_contact
+from models.cases import Case, CaseEvent, find_case
+from models.contacts import Contact, get_or_create_contact, record_bounce
 from models.conversations import close_conversation, find_conversation, open_conversation
-from models.messages import InboundMessage, OutboundMessage
+from models.messages import (
+    InboundMessage,
+    OutboundMessage,
+    cases_of_message_ids,
+    count_sent_since,
+)
 from parsers import tracking
 from parsers.automail import automatic_reason, bounced_recipient, is_bounce
 from parsers.email_forms import parse_form
@@ -154,15 +157,9 @@ def _trusted(parsed: ParsedEmail, authserv_id: str | None) -> bool:
 
 
 async def _record_bounce(session: AsyncSession, mail: MailIn) -> None:
-    text = mail.raw.decode("utf-8", "replace")
-    recipient = bounced_recipient(text)
-    if recipient is None:
-        return
-    stmt = select(Contact).where(Contact.channel == "email", Contact.address == recipient)
-    contact = (await session.execute(stmt)).scalar_one_or_none()
-    if contact is not None:
-        contact.bounces += 1
-        contact.bounced_at = utcnow()
+    recipient = bounced_recipient(mail.raw.decode("utf-8", "replace"))
+    if recipient is not None:
+        await record_bounce(session, channel="email", address=recipient)
 
 
 async def _thread_case(
@@ -176,31 +173,14 @@ async def _thread_case(
     secret = runtime.secret
     ids = list(parsed.in_reply_to) + list(reversed(parsed.references))
     tokens = verified_tokens(secret, " ".join(ids)) + verified_tokens(secret, parsed.text)
-    candidates: list[int] = []
-    if ids or tokens:
-        clauses: list[ColumnElement[bool]] = [OutboundMessage.message_id.in_(ids)] if ids else []
-        clauses += [OutboundMessage.message_id.contains(t) for t in tokens]
-        rows = await session.execute(
-            select(OutboundMessage.case_id).where(
-                or_(*clauses), OutboundMessage.case_id.is_not(None)
-            )
-        )
-        candidates += [c for (c,) in rows.all() if c]
-        if ids:
-            rows = await session.execute(
-                select(InboundMessage.case_id).where(
-                    InboundMessage.message_id.in_(ids), InboundMessage.case_id.is_not(None)
-                )
-            )
-            candidates += [c for (c,) in rows.all() if c]
+    candidates = await cases_of_message_ids(session, message_ids=ids, tokens=tokens)
     for case_id in candidates:
         case = await session.get(Case, case_id)
         if case is not None and case.contact_id == contact.id and trusted:
             return case
     code = tagged_code(parsed.subject)
     if code and trusted:
-        stmt = select(Case).where(Case.code == code, Case.contact_id == contact.id)
-        return (await session.execute(stmt)).unique().scalar_one_or_none()
+        return await find_case(session, code=code, contact_id=contact.id)
     return None
 
 
@@ -347,16 +327,8 @@ async def _under_cap(session: AsyncSession, runtime: Runtime, address: str) -> b
         (timedelta(minutes=10), settings.mail_reply_cap_10min),
         (timedelta(days=1), settings.mail_reply_cap_day),
     ):
-        stmt = (
-            select(func.count())
-            .select_from(OutboundMessage)
-            .where(
-                OutboundMessage.channel == "email",
-                OutboundMessage.to_address == address,
-                OutboundMessage.created_at >= now - window,
-            )
-        )
-        if (await session.scalar(stmt) or 0) >= cap:
+        sent = await count_sent_since(session, channel="email", address=address, since=now - window)
+        if sent >= cap:
             return False
     return True
 

@@ -21,11 +21,10 @@ from datetime import timedelta
 from email import message_from_string, policy
 
 import aiosmtplib
-from sqlalchemy import select
 
 from gateway.runtime import Runtime
 from models.base import utcnow
-from models.messages import OutboundMessage
+from models.messages import OutboundMessage, claim_due
 from parsers.addresses import mask
 
 log = logging.getLogger("citygate.outbox")
@@ -127,25 +126,8 @@ async def send_email(runtime: Runtime, row: OutboundMessage) -> None:
 async def _claim(runtime: Runtime, limit: int) -> list[int]:
     """Take due rows for this worker: a lease that another worker, or this one after a
     crash, may take over once it runs out."""
-    now = runtime.clock()
     async with runtime.sessions.begin() as session:
-        stmt = (
-            select(OutboundMessage)
-            .where(
-                OutboundMessage.status.in_(("pending", "sending")),
-                OutboundMessage.channel.in_(("email", "sms")),
-                OutboundMessage.next_attempt_at <= now,
-            )
-            .order_by(OutboundMessage.next_attempt_at, OutboundMessage.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        rows = list((await session.execute(stmt)).scalars().all())
-        for row in rows:
-            row.status = "sending"
-            row.attempts += 1
-            row.next_attempt_at = now + LEASE
-        return [row.id for row in rows]
+        return await claim_due(session, now=runtime.clock(), lease=LEASE, limit=limit)
 
 
 async def deliver_due(runtime: Runtime, *, limit: int = 50) -> Delivery:

@@ -80,8 +80,13 @@ def new_pin() -> str:
     return f"{secrets.randbelow(10_000):04d}"
 
 
-async def find_case(session: AsyncSession, *, code: str) -> Case | None:
+async def find_case(
+    session: AsyncSession, *, code: str, contact_id: int | None = None
+) -> Case | None:
+    """The case with `code` (and, when given, of that contact only)."""
     stmt = select(Case).where(Case.code == code)
+    if contact_id is not None:
+        stmt = stmt.where(Case.contact_id == contact_id)
     return (await session.execute(stmt)).unique().scalar_one_or_none()
 
 

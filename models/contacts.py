@@ -67,3 +67,11 @@ def set_opt_out(contact: Contact, *, opted_out: bool) -> None:
 
 def set_language(contact: Contact, *, language: str) -> None:
     contact.language = language
+
+
+async def record_bounce(session: AsyncSession, *, channel: str, address: str) -> None:
+    """Count a delivery failure against the contact at `address`, if we know it."""
+    contact = await find_contact(session, channel=channel, address=address)
+    if contact is not None:
+        contact.bounces += 1
+        contact.bounced_at = utcnow()

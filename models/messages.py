@@ -7,10 +7,22 @@ record what we sent and what the provider said of its delivery.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint, select, update
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -233,3 +245,70 @@ async def conversation_of(session: AsyncSession, *, contact_ids: list[int]) -> l
         for m in outbound
     ]
     return sorted(items, key=lambda item: item["at"])
+
+
+async def cases_of_message_ids(
+    session: AsyncSession, *, message_ids: list[str], tokens: list[str]
+) -> list[int]:
+    """Cases whose stored mail (ours or the citizen's) has one of these Message-IDs, or
+    whose outgoing Message-ID carries one of these signed tokens; most recent id first."""
+    found: list[int] = []
+    clauses: list[ColumnElement[bool]] = (
+        [OutboundMessage.message_id.in_(message_ids)] if message_ids else []
+    )
+    clauses += [OutboundMessage.message_id.contains(token) for token in tokens]
+    if clauses:
+        rows = await session.execute(
+            select(OutboundMessage.case_id).where(
+                or_(*clauses), OutboundMessage.case_id.is_not(None)
+            )
+        )
+        found += [c for (c,) in rows.all() if c]
+    if message_ids:
+        rows = await session.execute(
+            select(InboundMessage.case_id).where(
+                InboundMessage.message_id.in_(message_ids), InboundMessage.case_id.is_not(None)
+            )
+        )
+        found += [c for (c,) in rows.all() if c]
+    return found
+
+
+async def count_sent_since(
+    session: AsyncSession, *, channel: str, address: str, since: datetime
+) -> int:
+    """Messages queued to `address` on `channel` since `since` (for reply caps)."""
+    stmt = (
+        select(func.count())
+        .select_from(OutboundMessage)
+        .where(
+            OutboundMessage.channel == channel,
+            OutboundMessage.to_address == address,
+            OutboundMessage.created_at >= since,
+        )
+    )
+    return int(await session.scalar(stmt) or 0)
+
+
+async def claim_due(
+    session: AsyncSession, *, now: datetime, lease: timedelta, limit: int
+) -> list[int]:
+    """Lease due outbox rows to this worker (`FOR UPDATE SKIP LOCKED` on PostgreSQL): a
+    row whose lease runs out is due again, so a crashed worker's rows are taken over."""
+    stmt = (
+        select(OutboundMessage)
+        .where(
+            OutboundMessage.status.in_(("pending", "sending")),
+            OutboundMessage.channel.in_(("email", "sms")),
+            OutboundMessage.next_attempt_at <= now,
+        )
+        .order_by(OutboundMessage.next_attempt_at, OutboundMessage.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    rows = list((await session.execute(stmt)).scalars().all())
+    for row in rows:
+        row.status = "sending"
+        row.attempts += 1
+        row.next_attempt_at = now + lease
+    return [row.id for row in rows]
