@@ -16,17 +16,15 @@ from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.auth import Operator
+from gateway.city import CommandName
 from gateway.keyword_work import KeywordRefused, add_keyword, change_keyword, remove_keyword
 from gateway.runtime import Runtime
-from gateway.settings import COMMANDS
 from gateway.twilio_sms import RuntimeDep
 from models.keywords import Keyword, operator_keywords
 from parsers.grammar import check_keywords
 from parsers.normalize import normalize
 
 router = APIRouter(prefix="/api/v1/keywords", tags=["keywords"])
-CommandName = Literal["help", "status", "new", "mycases", "exit", "stop", "start", "lang"]
-assert set(CommandName.__args__) == set(COMMANDS)  # type: ignore[attr-defined]
 
 
 class KeywordIn(BaseModel):

@@ -7,7 +7,7 @@ and reports a mistake with the file, the key and the reason.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -22,9 +22,10 @@ STATUSES = (
     "rejected",
     "closed",
 )
-COMMANDS = ("help", "status", "new", "mycases", "exit", "stop", "start", "lang")
+CommandName = Literal["help", "status", "new", "mycases", "exit", "stop", "start", "lang"]
+COMMANDS: tuple[str, ...] = get_args(CommandName)
 CONVERSATION_WORDS = ("more", "back", "confirm", "edit", "skip")
-FIELD_TYPES = (
+FieldType = Literal[
     "text",
     "number",
     "national_id",
@@ -34,7 +35,8 @@ FIELD_TYPES = (
     "date",
     "choice",
     "yes_no",
-)
+]
+FIELD_TYPES: tuple[str, ...] = get_args(FieldType)
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
@@ -67,17 +69,7 @@ class ChoiceOption(_Strict):
 class ServiceField(_Strict):
     key: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
     label: Bilingual
-    type: Literal[
-        "text",
-        "number",
-        "national_id",
-        "postal_code",
-        "mobile",
-        "district",
-        "date",
-        "choice",
-        "yes_no",
-    ]
+    type: FieldType
     required: bool = True
     help: Bilingual | None = None
     min: float | None = None
