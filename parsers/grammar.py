@@ -43,6 +43,7 @@ RESERVED: dict[str, str] = {
 FUZZY_MIN_SCORE = 75.0
 FUZZY_MIN_LENGTH = 3
 _GLUED = re.compile(r"^(\D+?)(\d[\d\-]*)$", re.ASCII)
+_DIGIT_GROUP = re.compile(r"[\d\-]+", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ class KeywordTable:
         if len(word) < FUZZY_MIN_LENGTH or not self.entries:
             return None
         best = process.extractOne(
-            word, list(self.entries), scorer=fuzz.ratio, score_cutoff=FUZZY_MIN_SCORE
+            word, self.entries.keys(), scorer=fuzz.ratio, score_cutoff=FUZZY_MIN_SCORE
         )
         return self.entries[best[0]] if best else None
 
@@ -106,7 +107,7 @@ def _join_code(args: list[str]) -> list[str]:
     Linear in the number of words: only runs of digit groups are looked at, and a run
     stops growing once it holds twelve digits.
     """
-    digit_group = re.compile(r"[\d\-]+", re.ASCII)
+    digit_group = _DIGIT_GROUP
     for start, word in enumerate(args):
         if not digit_group.fullmatch(word):
             continue
@@ -155,8 +156,8 @@ def parse(text: str, table: KeywordTable) -> ParsedCommand:
             matched_by="alias",
         )
     # A bare tracking code, optionally followed by a PIN, asks for its status.
-    joined = _join_code(words)
-    if joined and tracking.looks_like_code(joined[0]) and len(joined) <= 2:
+    joined = _join_code(words) if _DIGIT_GROUP.fullmatch(words[0]) else words
+    if tracking.looks_like_code(joined[0]) and len(joined) <= 2:
         return ParsedCommand(text=text, command="status", args=tuple(joined), matched_by="code")
     # Fuzzy: suggest only.
     near = table.suggest(words[0])

@@ -34,7 +34,22 @@ _LETTERS = str.maketrans(
 _INVISIBLE = re.compile(
     "[\u200b-\u200f\u202a-\u202e\u2060-\u2069\u0640\ufeff\u061c\u00ad]",
 )
-_SPACES = re.compile(r"\s+")
+
+
+def _combining_class() -> re.Pattern[str]:
+    """Every combining mark (canonical combining class > 0) as one character class."""
+    ranges: list[tuple[int, int]] = []
+    for code in range(0x300, 0x20000):
+        if unicodedata.combining(chr(code)):
+            if ranges and ranges[-1][1] == code - 1:
+                ranges[-1] = (ranges[-1][0], code)
+            else:
+                ranges.append((code, code))
+    parts = (re.escape(chr(a)) + ("-" + re.escape(chr(b)) if b > a else "") for a, b in ranges)
+    return re.compile("[" + "".join(parts) + "]")
+
+
+_COMBINING = _combining_class()
 # Punctuation trimmed from each token's ends (keeps + and - inside a token).
 _EDGE_PUNCT = "!?.,;:،؛؟«»\"'()[]{}<>*~`_…٫٬"
 
@@ -72,13 +87,10 @@ def strip_diacritics(text: str) -> str:
     >>> strip_diacritics("سَلام") == "سلام"
     True
     """
+    if text.isascii():
+        return text
     decomposed = unicodedata.normalize("NFD", text)
-    kept = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    return unicodedata.normalize("NFC", kept)
-
-
-def _trim_token(token: str) -> str:
-    return token.strip(_EDGE_PUNCT)
+    return unicodedata.normalize("NFC", _COMBINING.sub("", decomposed))
 
 
 def normalize(text: str) -> str:
@@ -93,6 +105,8 @@ def normalize(text: str) -> str:
     """
     if not isinstance(text, str):
         return ""
+    if text.isascii():  # every other step leaves ASCII as it is
+        return " ".join(filter(None, [t.strip(_EDGE_PUNCT) for t in text.lower().split()]))
     out = unicodedata.normalize("NFKC", text)
     out = fold_digits(out)
     out = fold_letters(out)
@@ -101,8 +115,8 @@ def normalize(text: str) -> str:
     out = out.casefold()
     out = unicodedata.normalize("NFKC", out)
     out = fold_digits(fold_letters(strip_invisible(out)))
-    tokens = (_trim_token(t) for t in _SPACES.split(out))
-    return " ".join(t for t in tokens if t)
+    # str.split() splits on the characters \s matches (str.isspace)
+    return " ".join(filter(None, [t.strip(_EDGE_PUNCT) for t in out.split()]))
 
 
 def tokens(text: str) -> list[str]:
