@@ -1,10 +1,13 @@
 """The IMAP poller: the city's mailbox in, every message handled once, then filed away.
 
-Per message: fetch by UID, store and handle it (`gateway.email_channel`), then move it to
-the processed folder, or to the failed folder with the error recorded when it cannot be
-handled; the UIDVALIDITY+UID cursor advances either way, so one bad message never
-blocks the rest. Every IMAP command has a timeout; a dropped connection is retried with
-backoff; IDLE is used when the server offers it, polling otherwise.
+In chunks of up to `imap_chunk` messages (and 32 MB): fetch each by UID, store and
+handle them together (`gateway.email_channel`; their writes share group commits), then
+move them to the processed folder, or to the failed folder with the error recorded when
+one cannot be handled; the UIDVALIDITY+UID cursor advances past the chunk either way,
+so one bad message never blocks the rest. A crash mid-chunk reads the chunk again and
+the stored provider ids answer each message once. Every IMAP command has a timeout; a
+dropped connection is retried with backoff; IDLE is used when the server offers it,
+polling otherwise.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ log = logging.getLogger("citygate.poller")
 _UIDVALIDITY = re.compile(rb"UIDVALIDITY (\d+)")
 _UIDNEXT = re.compile(rb"UIDNEXT (\d+)")
 _FETCH_UID = re.compile(rb"UID (\d+)")
+# A chunk of messages handled together stops growing at this many bytes of mail.
+CHUNK_BYTES = 32 * 1024 * 1024
 
 
 class ImapError(Exception):
@@ -101,16 +106,15 @@ async def _command(coro: object, timeout: float, what: str) -> Response:
     return _ok(response, what)
 
 
-async def _move(client: IMAP4, uid: int, folder: str, timeout: float) -> None:
+async def _move(client: IMAP4, uid: str, folder: str, timeout: float) -> None:
+    """Move the messages of a UID set ("7" or "7,9,12") to `folder`."""
     if client.has_capability("MOVE"):
-        await _command(client.uid("move", str(uid), _quote(folder)), timeout, "UID MOVE")
+        await _command(client.uid("move", uid, _quote(folder)), timeout, "UID MOVE")
         return
-    await _command(client.uid("copy", str(uid), _quote(folder)), timeout, "UID COPY")
-    await _command(
-        client.uid("store", str(uid), "+FLAGS.SILENT", r"(\Deleted)"), timeout, "UID STORE"
-    )
+    await _command(client.uid("copy", uid, _quote(folder)), timeout, "UID COPY")
+    await _command(client.uid("store", uid, "+FLAGS.SILENT", r"(\Deleted)"), timeout, "UID STORE")
     if client.has_capability("UIDPLUS"):
-        await _command(client.uid("expunge", str(uid)), timeout, "UID EXPUNGE")
+        await _command(client.uid("expunge", uid), timeout, "UID EXPUNGE")
     else:
         await _command(client.expunge(), timeout, "EXPUNGE")
 
@@ -153,9 +157,8 @@ async def poll_once(runtime: Runtime, client: IMAP4 | None = None) -> PollResult
             for u in bytes(line).split()
             if u.isdigit() and int(u) > last
         )
-        for uid in uids:
-            result.fetched += 1
-            await _one(runtime, client, key, validity, uid, result)
+        while uids:
+            del uids[: await _chunk(runtime, client, key, validity, uids, result)]
     finally:
         if own:
             try:
@@ -165,31 +168,56 @@ async def poll_once(runtime: Runtime, client: IMAP4 | None = None) -> PollResult
     return result
 
 
-async def _one(
-    runtime: Runtime, client: IMAP4, key: str, validity: int, uid: int, result: PollResult
-) -> None:
+async def _chunk(
+    runtime: Runtime, client: IMAP4, key: str, validity: int, uids: list[int], result: PollResult
+) -> int:
+    """Fetch messages from `uids` while the chunk has room, handle them together (their
+    replies share group commits), file each away, then advance the cursor past them.
+    Returns how many UIDs were taken."""
     s = runtime.settings
     timeout = s.imap_timeout
-    fetched = await _command(client.uid("fetch", str(uid), "(BODY.PEEK[])"), timeout, "UID FETCH")
-    raw = _message_bytes(fetched)
-    folder = s.imap_processed_folder
+    fetched: list[tuple[int, bytes | None]] = []
+    size = 0
+    for uid in uids[: s.imap_chunk]:
+        got = await _command(client.uid("fetch", str(uid), "(BODY.PEEK[])"), timeout, "UID FETCH")
+        raw = _message_bytes(got)
+        fetched.append((uid, raw))
+        size += len(raw or b"")
+        if size >= CHUNK_BYTES:
+            break
+    result.fetched += len(fetched)
+    folders = await asyncio.gather(
+        *(_handle_one(runtime, key, validity, uid, raw, result) for uid, raw in fetched)
+    )
+    for folder in dict.fromkeys(folders):
+        chosen = ",".join(
+            str(uid) for (uid, _), f in zip(fetched, folders, strict=True) if f == folder
+        )
+        await _move(client, chosen, folder, timeout)
+    async with runtime.sessions.begin() as session:
+        await save_cursor(session, mailbox=key, uidvalidity=validity, last_uid=fetched[-1][0])
+    return len(fetched)
+
+
+async def _handle_one(
+    runtime: Runtime, key: str, validity: int, uid: int, raw: bytes | None, result: PollResult
+) -> str:
+    """Handle one fetched message; the folder it goes to."""
+    s = runtime.settings
     if raw is None:
-        folder = s.imap_failed_folder
         result.failed += 1
         log.error("message uid %d of %s had no body", uid, key)
-    else:
-        try:
-            outcome = await handle_email(runtime, raw, fallback_id=f"{key}:{validity}:{uid}")
-            result.duplicates += outcome.duplicate
-            result.handled += not outcome.duplicate
-        except Exception as exc:
-            folder = s.imap_failed_folder
-            result.failed += 1
-            log.exception("message uid %d of %s could not be handled", uid, key)
-            await _record_failure(runtime, key, validity, uid, raw, exc)
-    await _move(client, uid, folder, timeout)
-    async with runtime.sessions.begin() as session:
-        await save_cursor(session, mailbox=key, uidvalidity=validity, last_uid=uid)
+        return s.imap_failed_folder
+    try:
+        outcome = await handle_email(runtime, raw, fallback_id=f"{key}:{validity}:{uid}")
+    except Exception as exc:
+        result.failed += 1
+        log.exception("message uid %d of %s could not be handled", uid, key)
+        await _record_failure(runtime, key, validity, uid, raw, exc)
+        return s.imap_failed_folder
+    result.duplicates += outcome.duplicate
+    result.handled += not outcome.duplicate
+    return s.imap_processed_folder
 
 
 async def _record_failure(

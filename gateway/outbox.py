@@ -23,6 +23,7 @@ from email import message_from_string, policy
 import aiosmtplib
 
 from gateway.runtime import Runtime
+from gateway.smtp_link import SmtpLink
 from models.base import utcnow
 from models.messages import OutboundMessage, claim_due
 from parsers.addresses import mask
@@ -99,28 +100,24 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=random.uniform(ceiling.total_seconds() / 2, ceiling.total_seconds()))
 
 
-async def send_email(runtime: Runtime, row: OutboundMessage) -> None:
-    """Hand one rendered message to the SMTP server; classify its failures."""
+async def send_email(runtime: Runtime, row: OutboundMessage, link: SmtpLink | None = None) -> None:
+    """Hand one rendered message to the SMTP server (over `link`, the pass's connection,
+    when given); classify its failures."""
     settings = runtime.settings
     if not settings.smtp_host or row.payload is None:
         raise RuntimeError("SMTP is not configured")
     message = message_from_string(row.payload, policy=policy.SMTP)
+    own = link is None
+    link = link or SmtpLink(settings)
     try:
-        await aiosmtplib.send(
-            message,
-            hostname=settings.smtp_host,
-            port=settings.smtp_port or (465 if settings.smtp_security == "tls" else 587),
-            username=settings.smtp_user,
-            password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
-            use_tls=settings.smtp_security == "tls",
-            cert_bundle=str(settings.smtp_ca_file) if settings.smtp_ca_file else None,
-            start_tls=settings.smtp_security == "starttls",
-            timeout=settings.smtp_timeout,
-        )
+        await link.send(message)
     except aiosmtplib.SMTPResponseException as exc:
         if 500 <= exc.code < 600:
             raise PermanentFailure(f"{exc.code} {exc.message}") from None
         raise
+    finally:
+        if own:
+            await link.close()
 
 
 async def _claim(runtime: Runtime, limit: int) -> list[int]:
@@ -133,10 +130,19 @@ async def _claim(runtime: Runtime, limit: int) -> list[int]:
 async def deliver_due(runtime: Runtime, *, limit: int = 50) -> Delivery:
     """Send every due email in the outbox once; returns what happened.
 
-    The database is not held while the SMTP server is talked to.
+    The database is not held while the SMTP server is talked to; the pass's emails share
+    one SMTP connection.
     """
+    link = SmtpLink(runtime.settings)
+    try:
+        return await _deliver(runtime, await _claim(runtime, limit), link)
+    finally:
+        await link.close()
+
+
+async def _deliver(runtime: Runtime, row_ids: list[int], link: SmtpLink) -> Delivery:
     sent = retried = dead = 0
-    for row_id in await _claim(runtime, limit):
+    for row_id in row_ids:
         async with runtime.sessions() as session:
             row = await session.get(OutboundMessage, row_id)
         if row is None:
@@ -147,7 +153,7 @@ async def deliver_due(runtime: Runtime, *, limit: int = 50) -> Delivery:
                 provider_id = await send_sms(runtime, row)
                 status = "queued"
             else:
-                await send_email(runtime, row)
+                await send_email(runtime, row, link)
         except OptedOut as exc:
             status, error = "dead", f"the citizen opted out at the carrier ({exc})"
             await _mark_opted_out(runtime, row)

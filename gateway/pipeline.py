@@ -1,21 +1,25 @@
 """The channel-neutral path of one inbound message: store, dedupe, parse, handle, record.
 
-Every edge (Twilio webhook, simulator, later the email poller) hands an `InboundText`
-to `process`. The message is committed before anything else happens; a second delivery
-of the same provider id gets the reply already given and changes nothing. Messages of
-one contact are handled one at a time (the contact row is locked), so two texts sent
-together can neither skip a form step nor file a case twice.
+Every edge (Twilio webhook, simulator, email poller) hands an `InboundText` to
+`process`. Messages arriving together share one transaction (`gateway.group_commit`):
+stored, handled, their replies recorded, one commit; no answer leaves before its
+message is durable. A group that fails is undone and each message runs alone: stored
+and committed first, then handled, a handler's failure recorded on the row and answered
+politely. A second delivery of the same provider id gets the reply already given and
+changes nothing. Messages of one contact are handled one at a time (the contact row is
+locked), so two texts sent together can neither skip a form step nor file a case twice.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.group_commit import GroupCommit
 from gateway.metrics import INBOUND, REPLIES
 from gateway.runtime import Runtime
 from handlers.base import Context, Reply
@@ -24,10 +28,12 @@ from models.base import utcnow
 from models.contacts import get_or_create_contact
 from models.messages import (
     InboundMessage,
-    OutboundMessage,
+    NewInbound,
     claim_inbound,
     find_replies,
+    record_reply,
     store_inbound,
+    store_inbound_group,
 )
 from parsers.addresses import mask
 from parsers.grammar import parse
@@ -81,11 +87,27 @@ Handle = Callable[
 ]
 
 
+@dataclass(frozen=True)
+class _Job:
+    msg: InboundText
+    handle: Handle
+
+
+@dataclass(frozen=True)
+class _Done:
+    outcome: Outcome
+    is_new: bool
+    command: str | None
+
+
 async def process(runtime: Runtime, msg: InboundText, handle: Handle | None = None) -> Outcome:
     """Handle one inbound message exactly once and return the reply to give.
 
     `handle` runs inside the transaction that holds the message's row; the default
-    parses the text as a command and answers inline (SMS, the simulator).
+    parses the text as a command and answers inline (SMS, the simulator). The message
+    joins this process's group commit (`gateway.group_commit`): it is stored, handled
+    and committed with the others that arrived at the same time, and the outcome is
+    returned only once that commit is done.
     """
     msg = InboundText(
         channel=msg.channel,
@@ -95,49 +117,121 @@ async def process(runtime: Runtime, msg: InboundText, handle: Handle | None = No
         to_address=_storable(msg.to_address),
         raw=_storable(msg.raw),
     )
-    async with runtime.sessions.begin() as session:
-        row, is_new = await store_inbound(
-            session,
-            channel=msg.channel,
-            provider_id=msg.provider_id,
-            from_address=msg.from_address,
-            to_address=msg.to_address,
-            body=msg.body,
-            raw=msg.raw,
+    group = runtime.inbound_group
+    if group is None:
+        group = GroupCommit(
+            lambda jobs: _run_group(runtime, jobs),
+            lambda job: _run_alone(runtime, job),
+            max_size=runtime.settings.group_commit_max,
         )
+        runtime.inbound_group = group
+    done: _Done = await group.submit(_Job(msg, handle or _handle))
+    return done.outcome
+
+
+async def _run_group(runtime: Runtime, jobs: Sequence[_Job]) -> list[_Done]:
+    """Every job in one transaction, one commit. The rows go in ordered by provider id,
+    then the jobs run in the order of their sender (stable, so one sender's messages keep
+    their order): two processes' groups take the unique-index entries and the contact
+    locks in the same order, so they wait for each other instead of deadlocking (should
+    PostgreSQL still see a deadlock, the group that loses runs its messages alone)."""
+    by_id = sorted(range(len(jobs)), key=lambda i: (jobs[i].msg.channel, jobs[i].msg.provider_id))
+    order = sorted(range(len(jobs)), key=lambda i: (jobs[i].msg.channel, jobs[i].msg.from_address))
+    results: list[_Done | None] = [None] * len(jobs)
+    async with runtime.sessions.begin() as session:
+        rows = await store_inbound_group(session, [_new(jobs[i].msg) for i in by_id])
+        stored = dict(zip(by_id, rows, strict=True))
+        for i in order:
+            results[i] = await _in_transaction(session, runtime, jobs[i], *stored[i])
+    done = [r for r in results if r is not None]
+    for item, job in zip(done, jobs, strict=True):
+        _account(job.msg, item)
+    return done
+
+
+async def _in_transaction(
+    session: AsyncSession, runtime: Runtime, job: _Job, row: InboundMessage, is_new: bool
+) -> _Done:
+    msg = job.msg
+    if not is_new:
+        row = await claim_inbound(session, inbound_id=row.id)
+        if row.handled_at is not None:
+            return _Done(await _replay(session, row), False, None)
+    reply, sent, command = await job.handle(session, runtime, row, msg)
+    key = reply.key if reply is not None else None
+    return _Done(Outcome(row.id, sent, key, duplicate=False), is_new, command)
+
+
+async def _run_alone(runtime: Runtime, job: _Job) -> _Done:
+    """One message the careful way: stored and committed first, then handled in its own
+    transaction; a handler's failure is recorded on the row and answered politely."""
+    msg = job.msg
+    async with runtime.sessions.begin() as session:
+        row, is_new = await store_inbound(session, _new(msg))
         inbound_id = row.id
-    INBOUND.labels(channel=msg.channel, duplicate=str(not is_new).lower()).inc()
     try:
         async with runtime.sessions.begin() as session:
-            row = await claim_inbound(session, inbound_id=inbound_id)
+            row = await claim_inbound(session, inbound_id=inbound_id, delivery=not is_new)
             if row.handled_at is not None:
-                log.info("repeat delivery of %s message %s answered again", msg.channel, row.id)
-                earlier = await find_replies(session, inbound_id=inbound_id)
-                messages = tuple(ReplyMessage(o.body, o.id) for o in earlier)
-                if not messages and row.reply_text:
-                    messages = (ReplyMessage(row.reply_text, None),)
-                return Outcome(inbound_id, messages, None, duplicate=True)
-            reply, sent, command = await (handle or _handle)(session, runtime, row, msg)
+                done = _Done(await _replay(session, row), is_new, None)
+                _account(msg, done)
+                return done
+            reply, sent, command = await job.handle(session, runtime, row, msg)
     except Exception:
         log.exception("handling %s message %s failed", msg.channel, inbound_id)
         text = runtime.config.text("internal_error", runtime.config.default_language)
         async with runtime.sessions.begin() as session:
-            row = await claim_inbound(session, inbound_id=inbound_id)
+            row = await claim_inbound(session, inbound_id=inbound_id, delivery=False)
             row.error = f"handler failed; see the log for message {inbound_id}"
             row.reply_text = text
             row.handled_at = utcnow()
-        REPLIES.labels(channel=msg.channel, key="internal_error").inc()
-        return Outcome(inbound_id, (ReplyMessage(text, None),), "internal_error", False)
+        outcome = Outcome(inbound_id, (ReplyMessage(text, None),), "internal_error", False)
+        done = _Done(outcome, is_new, None)
+        _account(msg, done)
+        return done
     key = reply.key if reply is not None else None
+    done = _Done(Outcome(inbound_id, sent, key, duplicate=False), is_new, command)
+    _account(msg, done)
+    return done
+
+
+def _new(msg: InboundText) -> NewInbound:
+    return NewInbound(
+        channel=msg.channel,
+        provider_id=msg.provider_id,
+        from_address=msg.from_address,
+        to_address=msg.to_address,
+        body=msg.body,
+        raw=msg.raw,
+    )
+
+
+async def _replay(session: AsyncSession, row: InboundMessage) -> Outcome:
+    """The answer already given to a message delivered again."""
+    log.info("repeat delivery of %s message %s answered again", row.channel, row.id)
+    earlier = await find_replies(session, inbound_id=row.id)
+    messages = tuple(ReplyMessage(o.body, o.id) for o in earlier)
+    if not messages and row.reply_text:
+        messages = (ReplyMessage(row.reply_text, None),)
+    return Outcome(row.id, messages, None, duplicate=True)
+
+
+def _account(msg: InboundText, done: _Done) -> None:
+    """Metrics and the log line of a message whose outcome is committed."""
+    INBOUND.labels(channel=msg.channel, duplicate=str(not done.is_new).lower()).inc()
+    if done.outcome.duplicate:
+        return
+    key = done.outcome.reply_key
     REPLIES.labels(channel=msg.channel, key=key or "none").inc()
+    if key == "internal_error":
+        return
     log.info(
         "%s from %s: %s -> %s",
         msg.channel,
         mask(msg.from_address),
-        command or "unknown",
+        done.command or "unknown",
         key or "no reply",
     )
-    return Outcome(inbound_id, sent, key, duplicate=False)
 
 
 async def _handle(
@@ -159,23 +253,13 @@ async def _handle(
     )
     ctx = with_language(ctx, reply_language(command, ctx, runtime.config.default_language))
     reply = await dispatch(command, ctx)
-    outbound = [
-        OutboundMessage(
-            channel=msg.channel,
-            contact_id=contact.id,
-            inbound_id=row.id,
-            to_address=msg.from_address,
-            body=part,
-            kind="reply",
-            status="accepted",
-        )
-        for part in reply.parts
-    ]
-    session.add_all(outbound)
-    row.contact_id = contact.id
-    row.command = command.command
-    row.reply_text = "\n\n".join(reply.parts)
-    row.handled_at = ctx.now
-    await session.flush()
-    sent = tuple(ReplyMessage(o.body, o.id) for o in outbound)
+    ids = await record_reply(
+        session,
+        row,
+        contact_id=contact.id,
+        command=command.command,
+        parts=reply.parts,
+        now=ctx.now,
+    )
+    sent = tuple(ReplyMessage(part, id_) for part, id_ in zip(reply.parts, ids, strict=True))
     return reply, sent, command.command

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
+from typing import Any
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -24,6 +25,8 @@ class Runtime:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     clock: Callable[[], datetime] = utcnow
+    # The group commit of inbound messages (gateway.pipeline creates it on first use).
+    inbound_group: Any = field(default=None, repr=False)
     _keyword_cache: tuple[tuple[tuple[str, str, str], ...], KeywordTable] | None = field(
         default=None, repr=False
     )
@@ -31,7 +34,7 @@ class Runtime:
     @classmethod
     def create(cls, settings: Settings, config: CityConfig | None = None) -> Runtime:
         city = config if config is not None else load_city_config(settings.config)
-        engine = make_engine(settings.database_url)
+        engine = make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
         return cls(
             settings=settings, config=city, engine=engine, sessions=make_sessionmaker(engine)
         )
@@ -63,11 +66,18 @@ class Runtime:
         await migrate(self.engine)
 
     async def keyword_table(self, session: AsyncSession) -> KeywordTable:
-        """Config keywords then operators' stored ones; rebuilt only when the rows change."""
+        """Config keywords then operators' stored ones: read once per transaction (a
+        group of messages shares one read), rebuilt only when the rows change."""
+        cached = session.info.get("keyword_table")
+        if isinstance(cached, KeywordTable):
+            return cached
         rows = tuple(self.config.keyword_triples() + await list_keyword_rows(session))
         if self._keyword_cache is None or self._keyword_cache[0] != rows:
             self._keyword_cache = (rows, KeywordTable.build(rows))
+        session.info["keyword_table"] = self._keyword_cache[1]
         return self._keyword_cache[1]
 
     async def close(self) -> None:
+        if self.inbound_group is not None:
+            await self.inbound_group.close()
         await self.engine.dispose()

@@ -100,6 +100,10 @@ class Settings(BaseSettings):
     smtp_ca_file: Path | None = None
     mail_from: str | None = None
     max_body_chars: int = Field(default=1600, gt=0)
+    # Most inbound messages one transaction may hold (gateway.group_commit); 1 = no groups.
+    group_commit_max: int = Field(default=64, gt=0)
+    # SQLite's `synchronous` in WAL mode (models.db.make_engine says what each costs).
+    sqlite_synchronous: Literal["FULL", "NORMAL", "EXTRA"] = "FULL"
     secret_key: SecretStr | None = None
     data_dir: Path = Path("var")
     imap_processed_folder: str = "Processed"
@@ -108,6 +112,8 @@ class Settings(BaseSettings):
     imap_poll_seconds: float = Field(default=60, gt=0)
     imap_timeout: float = Field(default=30, gt=0)
     imap_idle: bool = True
+    # Messages the poller fetches and handles together (they share group commits).
+    imap_chunk: int = Field(default=32, gt=0)
     smtp_timeout: float = Field(default=30, gt=0)
     mail_attachment_max_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
     mail_message_max_bytes: int = Field(default=25 * 1024 * 1024, gt=0)

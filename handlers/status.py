@@ -9,11 +9,10 @@ case is open, and the latest public note as far as the SMS budget allows.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 
 from handlers.base import MAX_SEGMENTS, Context, Reply
-from models.cases import FINAL_STATUSES, Case, check_pin, find_case, last_public_note
+from models.cases import FINAL_STATUSES, Case, find_case, last_public_note, verify_pin
 from parsers import tracking
 from parsers.display import format_date
 from parsers.errors import InvalidChecksum, ParseError
@@ -67,8 +66,7 @@ async def handle(command: ParsedCommand, ctx: Context) -> Reply:
     case = await find_case(ctx.session, code=code)
     visible = case is not None and (
         (case.contact_id == ctx.contact.id and ctx.trusted)
-        # the PIN's hash is deliberately slow: checked off the event loop
-        or (pin is not None and await asyncio.to_thread(check_pin, pin, case.pin_hash))
+        or (pin is not None and await verify_pin(pin, case.pin_hash))
     )
     if case is None or not visible:
         return ctx.reply("status_unknown", code=tracking.format_code(code))

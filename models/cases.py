@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, cast, select
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, bindparam, cast, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -76,18 +78,47 @@ def check_pin(pin: str, stored: str) -> bool:
     return hmac.compare_digest(digest.hex(), expected)
 
 
+# PINs already verified, remembered so a citizen checking again is not charged the slow
+# hash twice: keyed by an HMAC under a per-process random key (a dump of this memory
+# gives no oracle for guessing PINs), bounded, oldest forgotten first. Wrong PINs are
+# never remembered: every guess costs the full hash.
+_VERIFIED: OrderedDict[bytes, None] = OrderedDict()
+_VERIFIED_KEY = secrets.token_bytes(32)
+VERIFIED_PINS_KEPT = 4096
+
+
+async def verify_pin(pin: str, stored: str) -> bool:
+    """`check_pin` off the event loop (PBKDF2 is deliberately slow), remembering success."""
+    key = hmac.digest(_VERIFIED_KEY, f"{stored}\x00{pin}".encode(), "sha256")
+    if key in _VERIFIED:
+        _VERIFIED.move_to_end(key)
+        return True
+    if not await asyncio.to_thread(check_pin, pin, stored):
+        return False
+    _VERIFIED[key] = None
+    while len(_VERIFIED) > VERIFIED_PINS_KEPT:
+        _VERIFIED.popitem(last=False)
+    return True
+
+
 def new_pin() -> str:
     return f"{secrets.randbelow(10_000):04d}"
+
+
+# Built once: a statement made per call costs more than running it (its cache key).
+_FIND = select(Case).where(Case.code == bindparam("code"))
+_FIND_OF = _FIND.where(Case.contact_id == bindparam("contact_id"))
 
 
 async def find_case(
     session: AsyncSession, *, code: str, contact_id: int | None = None
 ) -> Case | None:
     """The case with `code` (and, when given, of that contact only)."""
-    stmt = select(Case).where(Case.code == code)
-    if contact_id is not None:
-        stmt = stmt.where(Case.contact_id == contact_id)
-    return (await session.execute(stmt)).unique().scalar_one_or_none()
+    if contact_id is None:
+        result = await session.execute(_FIND, {"code": code})
+    else:
+        result = await session.execute(_FIND_OF, {"code": code, "contact_id": contact_id})
+    return result.unique().scalar_one_or_none()
 
 
 async def create_case(

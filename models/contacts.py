@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, Integer, String, UniqueConstraint, select
+from sqlalchemy import Boolean, Integer, String, UniqueConstraint, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
@@ -28,13 +28,19 @@ class Contact(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
+# Built once: a statement made per call costs more than running it (its cache key).
+_FIND = select(Contact).where(
+    Contact.channel == bindparam("channel"), Contact.address == bindparam("address")
+)
+_FIND_LOCKED = _FIND.with_for_update()
+
+
 async def find_contact(
     session: AsyncSession, *, channel: str, address: str, lock: bool = False
 ) -> Contact | None:
-    stmt = select(Contact).where(Contact.channel == channel, Contact.address == address)
-    if lock:
-        stmt = stmt.with_for_update()
-    return (await session.execute(stmt)).scalar_one_or_none()
+    stmt = _FIND_LOCKED if lock else _FIND
+    params = {"channel": channel, "address": address}
+    return (await session.execute(stmt, params)).scalar_one_or_none()
 
 
 async def get_or_create_contact(

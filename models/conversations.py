@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, select
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -33,12 +33,15 @@ class Conversation(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
+# Built once: a statement made per call costs more than running it (its cache key).
+_FIND = select(Conversation).where(Conversation.contact_id == bindparam("contact_id"))
+
+
 async def find_conversation(
     session: AsyncSession, *, contact_id: int, now: datetime
 ) -> tuple[Conversation | None, bool]:
     """(the open conversation or None, whether an expired one was just removed)."""
-    stmt = select(Conversation).where(Conversation.contact_id == contact_id)
-    found = (await session.execute(stmt)).scalar_one_or_none()
+    found = (await session.execute(_FIND, {"contact_id": contact_id})).scalar_one_or_none()
     if found is None:
         return None, False
     if found.expires_at <= now:

@@ -21,8 +21,19 @@ from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    """An async engine; for SQLite the file's folder is created and WAL switched on."""
+def make_engine(url: str, *, sqlite_synchronous: str = "FULL", **kwargs: Any) -> AsyncEngine:
+    """An async engine; for SQLite the file's folder is created and WAL switched on.
+
+    `sqlite_synchronous` is SQLite's `synchronous` setting in WAL mode: FULL (the default)
+    syncs the WAL at every commit, so a committed message survives a power cut; NORMAL
+    syncs only at checkpoints, so a power cut (not a crash of the process) may undo the
+    last commits, messages Twilio was already told we have. Group commit makes FULL cost
+    one sync per group instead of one per message."""
+    if sqlite_synchronous.upper() not in ("FULL", "NORMAL", "EXTRA"):
+        raise ValueError(
+            f"sqlite_synchronous must be FULL, NORMAL or EXTRA, not {sqlite_synchronous!r}"
+        )
+    synchronous = sqlite_synchronous.upper()
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
@@ -37,7 +48,7 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=30000")
-            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute(f"PRAGMA synchronous={synchronous}")
             cursor.close()
 
         return engine

@@ -626,6 +626,7 @@ class _Handler:
         self.capture.messages.append(
             Captured(envelope.mail_from or "", list(envelope.rcpt_tos), raw, message)
         )
+        self.capture.peers.add(session.peer)
         return "250 OK"
 
 
@@ -645,6 +646,7 @@ class SmtpCapture:
         self.messages: list[Captured] = []
         self.refuse = False
         self.refused = 0  # DATA commands answered 451
+        self.peers: set[Any] = set()  # (host, port) of each connection a message came over
         self._controller: Controller | None = None
 
     def _authenticate(

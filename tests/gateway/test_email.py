@@ -285,30 +285,35 @@ async def test_broken_message_goes_to_failed_and_the_rest_are_handled(
     assert "simulated parser failure" in listed.json()[0]["error"]
 
 
+@pytest.mark.parametrize("chunk", [1, 3])
 async def test_dovecot_stopped_during_a_poll_loses_and_doubles_nothing(
-    runtime, dovecot: Dovecot, smtp_capture, monkeypatch
+    runtime, dovecot: Dovecot, smtp_capture, monkeypatch, chunk: int
 ):
+    """Chunk 1: Dovecot goes away after the first mail is handled and filed, before the
+    next is fetched. Chunk 3: after all three are handled, before they are filed away,
+    so the next poll reads all three again (the stored ones answer once)."""
     import gateway.email_poller as poller
 
+    runtime.settings = runtime.settings.model_copy(update={"imap_chunk": chunk})
     for n in range(3):
         await dovecot.append(mail("HELP", subject=f"HELP {n}").as_bytes())
-    real = poller.handle_email
-    calls = 0
+    real_move = poller._move
+    moves = 0
 
-    async def stop_after_first(*args, **kwargs):
-        nonlocal calls
-        calls += 1
-        outcome = await real(*args, **kwargs)
-        if calls == 1:
+    async def stop_at_a_move(client, uid, folder, timeout):
+        nonlocal moves
+        moves += 1
+        if moves == (1 if chunk > 1 else 2):
             await asyncio.to_thread(dovecot.stop)
-        return outcome
+        return await real_move(client, uid, folder, timeout)
 
-    monkeypatch.setattr(poller, "handle_email", stop_after_first)
+    monkeypatch.setattr(poller, "_move", stop_at_a_move)
     with pytest.raises(Exception):
         await poll_once(runtime)
-    monkeypatch.setattr(poller, "handle_email", real)
+    monkeypatch.setattr(poller, "_move", real_move)
     await asyncio.to_thread(dovecot.start)
-    await poll_once(runtime)
+    again = await poll_once(runtime)
+    assert again.duplicates == (3 if chunk > 1 else 1)
     await deliver_due(runtime)
     assert await count(runtime, InboundMessage) == 3
     assert len(smtp_capture.messages) == 3

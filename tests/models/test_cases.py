@@ -74,3 +74,32 @@ async def test_status_change_is_recorded_in_history(sessions):
     assert loaded.events[1].status_to == "in_review"
     assert loaded.events[1].actor == "op"
     assert loaded.fields == {"plate_number": "12"}
+
+
+async def test_a_verified_pin_is_remembered_and_a_wrong_one_never(monkeypatch):
+    from models import cases
+
+    stored = cases.hash_pin("4821")
+    slow: list[str] = []
+    real = cases.check_pin
+
+    def counted(pin: str, hashed: str) -> bool:
+        slow.append(pin)
+        return real(pin, hashed)
+
+    monkeypatch.setattr(cases, "check_pin", counted)
+    monkeypatch.setattr(cases, "_VERIFIED", cases.OrderedDict())
+    assert await cases.verify_pin("4821", stored)
+    assert await cases.verify_pin("4821", stored)
+    assert slow == ["4821"], "the second check of a right PIN must not hash again"
+    assert not await cases.verify_pin("4822", stored)
+    assert not await cases.verify_pin("4822", stored)
+    assert slow == ["4821", "4822", "4822"], "every wrong guess pays the full hash"
+    other = cases.hash_pin("4821")  # another case with the same PIN: its own salt
+    assert await cases.verify_pin("4821", other)
+    assert len(slow) == 4
+    monkeypatch.setattr(cases, "VERIFIED_PINS_KEPT", 1)
+    assert await cases.verify_pin("4821", cases.hash_pin("4821"))  # a third case
+    assert len(cases._VERIFIED) == 1 and len(slow) == 5
+    assert await cases.verify_pin("4821", stored)  # forgotten once the memory was full
+    assert len(slow) == 6

@@ -1,0 +1,105 @@
+"""The message pipeline without HTTP: `gateway.pipeline.process` called in-process.
+
+Not part of `make bench`; the tool behind the before/after ladder in docs/BENCHMARKS.md,
+which isolates the database path from HTTP, wrk and the second core:
+
+    .venv/bin/python -m bench.pipeline [--db sqlite|postgres] [--concurrency 32] [--messages 2000]
+
+One process, one event loop (uvloop), a fresh database. 256 senders first send one HELP
+each (their contacts then exist, as in the webhook part); then `concurrency` callers
+send `messages` messages between them, the webhook part's mix (half HELP, a quarter
+`STATUS code` of a case of another contact, a quarter the same with its PIN). Prints
+messages/s, the CPU time of the process per message (all its threads: aiosqlite's
+included) and how many groups the group commit made.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import time
+from pathlib import Path
+
+import uvloop
+
+from bench.common import CONFIG
+from bench.server import database
+from gateway.pipeline import InboundText, process
+from gateway.runtime import Runtime
+from gateway.settings import Settings, load_city_config
+from models.cases import create_case
+from models.contacts import get_or_create_contact
+from parsers import tracking
+
+
+async def _case(runtime: Runtime) -> tuple[str, str]:
+    """A case of a contact that is not among the senders: (code, PIN)."""
+    async with runtime.sessions.begin() as session:
+        owner = await get_or_create_contact(session, channel="sms", address="+989350000000")
+        case, pin = await create_case(
+            session,
+            service="6",
+            contact=owner,
+            channel="sms",
+            fields={"postal_code": "1435678911", "plate": "12", "use": "1"},
+            district=6,
+            actor="bench",
+            make_code=tracking.generate,
+        )
+    return case.code, pin
+
+
+async def run(url: str, concurrency: int, messages: int) -> dict[str, float]:
+    settings = Settings(database_url=url, config=CONFIG, data_dir=Path(tempfile.mkdtemp()))
+    runtime = Runtime.create(settings, load_city_config(CONFIG))
+    await runtime.migrate()
+    try:
+        code, pin = await _case(runtime)
+        senders = [f"+98912{n:07d}" for n in range(256)]
+        for n, sender in enumerate(senders):
+            await process(runtime, InboundText("sms", f"SMwarm{n}", sender, "HELP"))
+        texts = ["HELP", f"STATUS {code}", "HELP", f"STATUS {code} {pin}"]
+        todo = list(range(messages))
+
+        async def caller() -> None:
+            while todo:
+                n = todo.pop()
+                text = texts[n % 4]
+                await process(runtime, InboundText("sms", f"SM{n}", senders[n % 256], text))
+
+        group = runtime.inbound_group
+        groups0 = group.groups if group else 0
+        wall, cpu = time.perf_counter(), time.process_time()
+        await asyncio.gather(*(caller() for _ in range(concurrency)))
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        group = runtime.inbound_group
+        return {
+            "messages_per_s": messages / wall,
+            "cpu_ms_per_message": cpu / messages * 1000,
+            "groups": (group.groups - groups0) if group else 0,
+        }
+    finally:
+        await runtime.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    for n in range(args.runs):
+        with tempfile.TemporaryDirectory() as work, database(args.db, Path(work)) as db:
+            got = uvloop.run(run(db.url, args.concurrency, args.messages))
+        print(
+            f"run {n + 1}: {args.db} c={args.concurrency}: {got['messages_per_s']:.0f} msgs/s, "
+            f"{got['cpu_ms_per_message']:.2f} ms CPU/msg, {got['groups']:.0f} groups "
+            f"for {args.messages} messages",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""The mailbox read in chunks and the replies sent over one SMTP connection, against Dovecot
+and aiosmtpd: many citizens at once, each answered exactly once."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway import email_channel as channel
+from gateway.email_poller import poll_once
+from gateway.outbox import deliver_due
+from gateway.runtime import Runtime
+from models.messages import InboundMessage, OutboundMessage
+from tests.gateway.test_email import count, cycle, mail
+from tests.gateway.test_email import runtime as runtime  # the fixture
+from tests.mailservers import Dovecot, SmtpCapture
+
+
+def citizen(n: int) -> str:
+    return f"citizen{n}@example.org"
+
+
+async def test_a_full_mailbox_is_answered_once_each_over_one_smtp_connection(
+    runtime: Runtime, dovecot: Dovecot, smtp_capture: SmtpCapture
+):
+    runtime.settings = runtime.settings.model_copy(update={"imap_chunk": 4})
+    for n in range(10):
+        await dovecot.append(mail("HELP", subject="HELP", sender=citizen(n)).as_bytes())
+
+    result = await poll_once(runtime)
+    assert (result.fetched, result.handled, result.failed, result.duplicates) == (10, 10, 0, 0)
+    assert await dovecot.count("INBOX") == 0
+    assert await dovecot.count("Processed") == 10
+
+    delivery = await deliver_due(runtime)
+    assert delivery.sent == 10
+    assert sorted(m.rcpt_tos[0] for m in smtp_capture.messages) == sorted(
+        citizen(n) for n in range(10)
+    )
+    assert len(smtp_capture.peers) == 1, "every reply of a pass shares one SMTP connection"
+
+    again, delivery = await cycle(runtime)
+    assert again.fetched == 0 and delivery.sent == 0
+    assert await count(runtime, InboundMessage) == 10
+    assert await count(runtime, OutboundMessage) == 10
+
+
+async def test_a_broken_mail_in_a_chunk_costs_only_itself(
+    runtime: Runtime, dovecot: Dovecot, smtp_capture: SmtpCapture, monkeypatch: pytest.MonkeyPatch
+):
+    real = channel.parse_email
+
+    def fragile(raw: bytes, **kwargs):
+        if b"BREAK-THE-PARSER" in raw:
+            raise ValueError("simulated parser failure")
+        return real(raw, **kwargs)
+
+    monkeypatch.setattr(channel, "parse_email", fragile)
+    for n in range(3):
+        await dovecot.append(mail("HELP", subject="HELP", sender=citizen(n)).as_bytes())
+    await dovecot.append(mail("BREAK-THE-PARSER", subject="x", sender=citizen(3)).as_bytes())
+    for n in range(4, 6):
+        await dovecot.append(mail("HELP", subject="HELP", sender=citizen(n)).as_bytes())
+
+    result, delivery = await cycle(runtime)
+    assert (result.fetched, result.handled, result.failed) == (6, 5, 1)
+    assert await dovecot.count("Failed") == 1
+    assert await dovecot.count("Processed") == 5
+    assert delivery.sent == 5
+    assert citizen(3) not in {m.rcpt_tos[0] for m in smtp_capture.messages}
+    assert await count(runtime, InboundMessage, InboundMessage.outcome == "failed") == 1
+
+
+async def test_an_smtp_connection_lost_mid_pass_is_opened_again(
+    runtime: Runtime, dovecot: Dovecot, smtp_capture: SmtpCapture
+):
+    for n in range(4):
+        await dovecot.append(mail("HELP", subject="HELP", sender=citizen(n)).as_bytes())
+    await poll_once(runtime)
+    smtp_capture.refuse = True  # 451 to DATA: the link is closed and the row retried later
+    delivery = await deliver_due(runtime)
+    assert delivery.retried == 4 and delivery.sent == 0
+    assert smtp_capture.refused == 4
+
+    smtp_capture.refuse = False
+    from datetime import timedelta
+
+    from models.base import utcnow
+
+    later = utcnow() + timedelta(hours=7)
+    runtime.clock = lambda: later
+    delivery = await deliver_due(runtime)
+    assert delivery.sent == 4
+    assert len(smtp_capture.messages) == 4
+    assert len(smtp_capture.peers) == 1
