@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -100,5 +101,15 @@ def create_app(settings: Settings, config: CityConfig | None = None) -> FastAPI:
 
 
 def app_from_env() -> FastAPI:
-    """Factory for `uvicorn --factory` and worker processes: settings from the environment."""
-    return create_app(load_settings())
+    """Factory for `uvicorn --factory` and worker processes: settings from the environment.
+
+    What start-up built (modules, the city's config, the ORM's mappings, compiled
+    patterns) lives as long as the process; `gc.freeze()` moves it out of the cyclic
+    collector's way, so a full collection under load walks only what requests made
+    instead of every object of the process (pauses of tens of milliseconds otherwise,
+    docs/BENCHMARKS.md). Only here, in the serving process: tests build many apps.
+    """
+    app = create_app(load_settings())
+    gc.collect()
+    gc.freeze()
+    return app

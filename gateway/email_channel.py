@@ -323,14 +323,14 @@ async def _under_cap(session: AsyncSession, runtime: Runtime, address: str) -> b
     """Whether another automatic reply to `address` stays within both caps."""
     now = runtime.clock()
     settings = runtime.settings
-    for window, cap in (
-        (timedelta(minutes=10), settings.mail_reply_cap_10min),
-        (timedelta(days=1), settings.mail_reply_cap_day),
-    ):
-        sent = await count_sent_since(session, channel="email", address=address, since=now - window)
-        if sent >= cap:
-            return False
-    return True
+    day, recent = await count_sent_since(
+        session,
+        channel="email",
+        address=address,
+        since=now - timedelta(days=1),
+        recent=now - timedelta(minutes=10),
+    )
+    return recent < settings.mail_reply_cap_10min and day < settings.mail_reply_cap_day
 
 
 async def _queue_reply(

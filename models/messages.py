@@ -354,20 +354,25 @@ async def cases_of_message_ids(
     return found
 
 
+# Built once; `since` and `recent` bound per call (reply caps, one query for both windows).
+_SENT_SINCE = select(
+    func.count(),
+    func.count().filter(OutboundMessage.created_at >= bindparam("recent", type_=UTCDateTime)),
+).where(
+    OutboundMessage.channel == bindparam("channel"),
+    OutboundMessage.to_address == bindparam("address"),
+    OutboundMessage.created_at >= bindparam("since", type_=UTCDateTime),
+)
+
+
 async def count_sent_since(
-    session: AsyncSession, *, channel: str, address: str, since: datetime
-) -> int:
-    """Messages queued to `address` on `channel` since `since` (for reply caps)."""
-    stmt = (
-        select(func.count())
-        .select_from(OutboundMessage)
-        .where(
-            OutboundMessage.channel == channel,
-            OutboundMessage.to_address == address,
-            OutboundMessage.created_at >= since,
-        )
-    )
-    return int(await session.scalar(stmt) or 0)
+    session: AsyncSession, *, channel: str, address: str, since: datetime, recent: datetime
+) -> tuple[int, int]:
+    """Messages queued to `address` on `channel` since `since`, and since `recent` (a
+    later time), for the reply caps: one query for both windows."""
+    params = {"channel": channel, "address": address, "since": since, "recent": recent}
+    row = (await session.execute(_SENT_SINCE, params)).one()
+    return int(row[0] or 0), int(row[1] or 0)
 
 
 async def claim_due(

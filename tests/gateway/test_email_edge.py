@@ -126,3 +126,41 @@ async def test_new_by_email_sends_a_fill_in_form_that_files_when_returned(runtim
     async with runtime.sessions() as session:
         case = (await session.execute(select(Case))).unique().scalar_one()
     assert case.fields["intended_use"] == "office" and case.channel == "email"
+
+
+async def test_reply_caps_per_address_ten_minutes_and_a_day(runtime):
+    from datetime import timedelta
+
+    from models.base import utcnow
+
+    runtime.settings = runtime.settings.model_copy(
+        update={"mail_reply_cap_10min": 3, "mail_reply_cap_day": 5}
+    )
+    start = utcnow()
+    runtime.clock = lambda: start
+
+    async def send(n: int, sender: str = "loop@example.org") -> str | None:
+        await handle_email(runtime, mail("HELP", sender=sender).as_bytes(), fallback_id=str(n))
+        async with runtime.sessions() as session:
+            row = (
+                (await session.execute(select(InboundMessage).order_by(InboundMessage.id.desc())))
+                .scalars()
+                .first()
+            )
+        return row.outcome if row else None
+
+    outcomes = [await send(n) for n in range(4)]
+    assert outcomes[:3] == ["handled"] * 3
+    assert "cap" in (outcomes[3] or "")  # the fourth within ten minutes is not answered
+    assert await send(99, sender="other@example.org") == "handled"  # per address
+    runtime.clock = lambda: start + timedelta(minutes=11)
+    after = [await send(n) for n in range(10, 13)]  # a new ten-minute window
+    assert after[:2] == ["handled", "handled"]
+    assert "cap" in (after[2] or ""), "five a day to one address"
+    async with runtime.sessions() as session:
+        to_loop = await session.scalar(
+            select(func.count())
+            .select_from(OutboundMessage)
+            .where(OutboundMessage.to_address == "loop@example.org")
+        )
+    assert to_loop == 5
