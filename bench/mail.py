@@ -9,7 +9,7 @@ that files a case) are appended first, untimed. Then the clock runs over one
 `gateway.outbox.deliver_due` passes as it takes to send every queued reply.
 
 emails/s is N over the whole time; the outbox rate is replies sent over the delivery
-time alone (each reply is its own SMTP connection, as aiosmtplib.send opens one).
+time alone (the replies of one `deliver_due` pass share one SMTP connection).
 """
 
 from __future__ import annotations

@@ -67,6 +67,11 @@ def serve(
     asyncio.run(prepare())
     if settings.twilio_auth_token is None:
         err.print(f"[bold red]{DEV_MODE_BANNER}[/bold red]")
+    if workers > 1 and runtime.is_sqlite:
+        err.print(
+            "[yellow]SQLite has one writer: several workers wait for each other's "
+            "transactions (docs/BENCHMARKS.md); use PostgreSQL to run more than one.[/yellow]"
+        )
     uvicorn.run(
         "gateway.app:app_from_env",
         factory=True,
