@@ -156,9 +156,10 @@ def parse(text: str, table: KeywordTable) -> ParsedCommand:
             matched_by="alias",
         )
     # A bare tracking code, optionally followed by a PIN, asks for its status.
-    joined = _join_code(words) if _DIGIT_GROUP.fullmatch(words[0]) else words
-    if tracking.looks_like_code(joined[0]) and len(joined) <= 2:
-        return ParsedCommand(text=text, command="status", args=tuple(joined), matched_by="code")
+    if _DIGIT_GROUP.fullmatch(words[0]):  # a code starts with digits
+        joined = _join_code(words)
+        if tracking.looks_like_code(joined[0]) and len(joined) <= 2:
+            return ParsedCommand(text=text, command="status", args=tuple(joined), matched_by="code")
     # Fuzzy: suggest only.
     near = table.suggest(words[0])
     if near is not None:
