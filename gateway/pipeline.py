@@ -30,10 +30,12 @@ from models.messages import (
     InboundMessage,
     NewInbound,
     claim_inbound,
+    defer_handled_marks,
     find_replies,
     record_reply,
     store_inbound,
     store_inbound_group,
+    write_handled_marks,
 )
 from parsers.addresses import mask
 from parsers.grammar import parse
@@ -139,10 +141,12 @@ async def _run_group(runtime: Runtime, jobs: Sequence[_Job]) -> list[_Done]:
     order = sorted(range(len(jobs)), key=lambda i: (jobs[i].msg.channel, jobs[i].msg.from_address))
     results: list[_Done | None] = [None] * len(jobs)
     async with runtime.sessions.begin() as session:
+        defer_handled_marks(session)
         rows = await store_inbound_group(session, [_new(jobs[i].msg) for i in by_id])
         stored = dict(zip(by_id, rows, strict=True))
         for i in order:
             results[i] = await _in_transaction(session, runtime, jobs[i], *stored[i])
+        await write_handled_marks(session)
     done = [r for r in results if r is not None]
     for item, job in zip(done, jobs, strict=True):
         _account(job.msg, item)
@@ -154,6 +158,7 @@ async def _in_transaction(
 ) -> _Done:
     msg = job.msg
     if not is_new:
+        await write_handled_marks(session)  # the earlier delivery may be in this group
         row = await claim_inbound(session, inbound_id=row.id)
         if row.handled_at is not None:
             return _Done(await _replay(session, row), False, None)

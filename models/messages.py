@@ -195,8 +195,9 @@ async def record_reply(
     now: datetime,
 ) -> list[int]:
     """Store the reply given inline to `row` (accepted: it leaves in the HTTP answer) and
-    mark the row handled; returns the reply rows' ids, in order. Two Core statements, not
-    the unit of work: this runs for every message."""
+    mark the row handled; returns the reply rows' ids, in order. Core statements, not the
+    unit of work: this runs for every message. Inside `defer_handled_marks` the marks of
+    a whole group are written together by `write_handled_marks`."""
     ids: list[int] = []
     if parts:
         values = [
@@ -218,10 +219,32 @@ async def record_reply(
         "reply_text": "\n\n".join(parts),
         "handled_at": now,
     }
-    await session.execute(_MARK_HANDLED, {"inbound_id": row.id, **changes})
+    deferred = session.info.get(_DEFERRED)
+    if isinstance(deferred, list):
+        deferred.append({"inbound_id": row.id, **changes})
+    else:
+        await session.execute(_MARK_HANDLED, {"inbound_id": row.id, **changes})
     for key, value in changes.items():
         set_committed_value(row, key, value)
     return ids
+
+
+_DEFERRED = "citygate.deferred_handled_marks"
+
+
+def defer_handled_marks(session: AsyncSession) -> None:
+    """From now on `record_reply` keeps its "handled" marks for `write_handled_marks`
+    (one executemany for a group instead of one UPDATE a message)."""
+    session.info[_DEFERRED] = []
+
+
+async def write_handled_marks(session: AsyncSession) -> None:
+    """Write the marks kept so far (before anything reads inbound rows, and before the
+    commit)."""
+    deferred = session.info.get(_DEFERRED)
+    if isinstance(deferred, list) and deferred:
+        session.info[_DEFERRED] = []
+        await session.execute(_MARK_HANDLED, deferred)
 
 
 async def find_replies(session: AsyncSession, *, inbound_id: int) -> list[OutboundMessage]:

@@ -136,6 +136,21 @@ async def test_one_message_sid_delivered_twice_at_once_is_handled_once(twilio: T
     assert outbound == 1
 
 
+async def test_a_repeat_delivery_inside_the_same_group_replays_the_first_answer(app: Any):
+    runtime: Runtime = app.state.runtime
+    before = runtime.inbound_group.groups if runtime.inbound_group else 0
+    message = sms("SMsamegroup", "HELP", sender(8))
+    first, second = await asyncio.gather(process(runtime, message), process(runtime, message))
+    assert runtime.inbound_group is not None
+    assert runtime.inbound_group.groups == before + 1, "both deliveries in one group"
+    assert not first.duplicate and second.duplicate
+    assert [m.outbound_id for m in first.messages] == [m.outbound_id for m in second.messages]
+    assert first.reply == second.reply
+    rows = await inbound_rows(runtime)
+    assert len(rows) == 1 and rows[0].attempts == 2
+    assert await replies_of(runtime, rows[0].id) == [first.reply]
+
+
 async def test_one_senders_messages_in_one_group_keep_their_order(app: Any):
     runtime: Runtime = app.state.runtime
     await process(runtime, sms("SMorder-warm", "HELP", sender(50)))
