@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from gateway.group_commit import GroupCommit
 from gateway.settings import CityConfig, Settings, load_city_config
 from models.base import utcnow
 from models.db import make_engine, make_sessionmaker, migrate
@@ -26,7 +27,7 @@ class Runtime:
     sessions: async_sessionmaker[AsyncSession]
     clock: Callable[[], datetime] = utcnow
     # The group commit of inbound messages (gateway.pipeline creates it on first use).
-    inbound_group: Any = field(default=None, repr=False)
+    inbound_group: GroupCommit[Any, Any] | None = field(default=None, repr=False)
     _keyword_cache: tuple[tuple[tuple[str, str, str], ...], KeywordTable] | None = field(
         default=None, repr=False
     )
