@@ -26,8 +26,7 @@ from handlers.base import Context, Reply
 from handlers.registry import dispatch, reply_language, with_language
 from models.base import utcnow
 from models.contacts import get_or_create_contact
-from models.messages import (
-    InboundMessage,
+from models.inbox import (
     NewInbound,
     claim_inbound,
     defer_handled_marks,
@@ -37,6 +36,7 @@ from models.messages import (
     store_inbound_group,
     write_handled_marks,
 )
+from models.messages import InboundMessage
 from parsers.addresses import mask
 from parsers.grammar import parse
 
