@@ -15,7 +15,6 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from sqlalchemy import select
 
 from gateway import admin_session
 from gateway.auth import operator_for
@@ -23,7 +22,7 @@ from gateway.case_work import CaseWorkError, Change, apply_change
 from gateway.runtime import Runtime
 from models.cases import find_case, search_cases
 from models.contacts import Contact
-from models.messages import InboundMessage, OutboundMessage
+from models.messages import messages_of_contact
 from parsers import tracking
 from parsers.display import format_date
 from parsers.fields import display_value
@@ -206,24 +205,7 @@ async def _case_view(runtime: Runtime, code: str) -> dict[str, Any] | None:
         if case is None:
             return None
         contact = await db.get(Contact, case.contact_id)
-        inbound = (
-            (
-                await db.execute(
-                    select(InboundMessage).where(InboundMessage.contact_id == case.contact_id)
-                )
-            )
-            .scalars()
-            .all()
-        )
-        outbound = (
-            (
-                await db.execute(
-                    select(OutboundMessage).where(OutboundMessage.contact_id == case.contact_id)
-                )
-            )
-            .scalars()
-            .all()
-        )
+        inbound, outbound = await messages_of_contact(db, contact_id=case.contact_id)
     service = config.service(case.service)
     specs = {f.key: f for f in service.fields} if service else {}
 

@@ -7,7 +7,6 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import select
 
 from gateway import admin_session
 from gateway.admin import page, posted, router, runtime_of, session_of, to_login
@@ -16,7 +15,7 @@ from gateway.outbox import retry_dead_letter
 from gateway.settings import COMMANDS
 from gateway.stats import compute_stats
 from models.keywords import operator_keywords
-from models.messages import OutboundMessage
+from models.messages import outbox_rows
 from parsers.grammar import check_keywords
 
 
@@ -127,18 +126,7 @@ async def outbox_page(request: Request, message: str | None = None) -> Response:
         return to_login()
     runtime = runtime_of(request)
     async with runtime.sessions() as db:
-        rows = (
-            (
-                await db.execute(
-                    select(OutboundMessage)
-                    .where(OutboundMessage.status.in_(("dead", "suppressed")))
-                    .order_by(OutboundMessage.id.desc())
-                    .limit(200)
-                )
-            )
-            .scalars()
-            .all()
-        )
+        rows = await outbox_rows(db, statuses=("dead", "suppressed"), limit=200)
     view = [
         {
             "id": r.id,

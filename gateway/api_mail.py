@@ -11,11 +11,10 @@ from typing import Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel
-from sqlalchemy import select
 
 from gateway.auth import Operator
 from gateway.twilio_sms import RuntimeDep
-from models.messages import InboundMessage
+from models.messages import failed_mail_rows
 
 router = APIRouter(prefix="/api/v1/mail", tags=["mail"])
 
@@ -31,11 +30,5 @@ class FailedMail(BaseModel):
 async def failed_mail(runtime: RuntimeDep, actor: Operator, limit: int = 100) -> list[Any]:
     """Messages the poller moved to the failed folder, newest first."""
     async with runtime.sessions() as session:
-        stmt = (
-            select(InboundMessage)
-            .where(InboundMessage.channel == "email", InboundMessage.outcome == "failed")
-            .order_by(InboundMessage.id.desc())
-            .limit(max(1, min(limit, 1000)))
-        )
-        rows = (await session.execute(stmt)).scalars().all()
+        rows = await failed_mail_rows(session, limit=limit)
     return [FailedMail.model_validate(r, from_attributes=True) for r in rows]

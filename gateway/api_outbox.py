@@ -8,13 +8,12 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel
-from sqlalchemy import or_, select
 
 from gateway.auth import Operator
 from gateway.outbox import retry_dead_letter
 from gateway.twilio_sms import RuntimeDep
-from models.contacts import Contact
-from models.messages import OutboundMessage, conversation_of
+from models.contacts import find_contacts
+from models.messages import conversation_of, outbox_rows
 from parsers.addresses import normalize_email, normalize_phone
 from parsers.errors import ParseError
 
@@ -46,17 +45,7 @@ async def list_outbox(
     """Outbound messages by status: pending (with attempts and next try), dead letters and
     suppressed ones with the reason."""
     async with runtime.sessions() as session:
-        stmt = (
-            select(OutboundMessage)
-            .where(
-                OutboundMessage.status == state,
-                # inline SMS replies (TwiML) never pass through the outbox
-                or_(OutboundMessage.kind != "reply", OutboundMessage.channel == "email"),
-            )
-            .order_by(OutboundMessage.id.desc())
-            .limit(max(1, min(limit, 1000)))
-        )
-        rows = (await session.execute(stmt)).scalars().all()
+        rows = await outbox_rows(session, statuses=(state,), limit=limit)
     return [OutboxRow.model_validate(r, from_attributes=True) for r in rows]
 
 
@@ -97,17 +86,5 @@ async def messages(
     if not addresses:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "give phone or email")
     async with runtime.sessions() as session:
-        contacts = (
-            (
-                await session.execute(
-                    select(Contact).where(
-                        or_(
-                            *[(Contact.channel == c) & (Contact.address == a) for c, a in addresses]
-                        )
-                    )
-                )
-            )
-            .scalars()
-            .all()
-        )
+        contacts = await find_contacts(session, addresses)
         return await conversation_of(session, contact_ids=[c.id for c in contacts])

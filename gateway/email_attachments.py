@@ -8,13 +8,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.blobs import store_blob
 from gateway.runtime import Runtime
 from handlers.base import Context
-from models.mail import StoredAttachment
+from models.mail import StoredAttachment, attachments_of
 from models.messages import InboundMessage
 
 if TYPE_CHECKING:
@@ -49,6 +48,5 @@ async def store_attachments(
 
 
 async def link_attachments(session: AsyncSession, row: InboundMessage, case_id: int) -> None:
-    stmt = select(StoredAttachment).where(StoredAttachment.inbound_id == row.id)
-    for attachment in (await session.execute(stmt)).scalars().all():
+    for attachment in await attachments_of(session, inbound_id=row.id):
         attachment.case_id = case_id

@@ -8,12 +8,11 @@ from collections import Counter
 from typing import Any
 
 from fastapi import APIRouter
-from sqlalchemy import select
 
 from gateway.auth import Operator
 from gateway.runtime import Runtime
 from gateway.twilio_sms import RuntimeDep
-from models.cases import FINAL_STATUSES, Case
+from models.cases import FINAL_STATUSES, all_cases
 
 router = APIRouter(prefix="/api/v1", tags=["reports"])
 
@@ -25,7 +24,7 @@ def _whole(value: float) -> float | int:
 async def compute_stats(runtime: Runtime) -> dict[str, Any]:
     config = runtime.config
     async with runtime.sessions() as session:
-        cases = list((await session.execute(select(Case))).unique().scalars().all())
+        cases = await all_cases(session)
     by: dict[str, Counter[str]] = {
         k: Counter() for k in ("service", "district", "channel", "status")
     }

@@ -253,3 +253,8 @@ def last_public_note(case: Case) -> str | None:
         if event.public and event.note and event.kind in ("status", "note"):
             return event.note
     return None
+
+
+async def all_cases(session: AsyncSession) -> list[Case]:
+    """Every case with its history (for the report)."""
+    return list((await session.execute(select(Case))).unique().scalars().all())

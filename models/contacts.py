@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Boolean, Integer, String, UniqueConstraint, bindparam, select
+from sqlalchemy import Boolean, Integer, String, UniqueConstraint, bindparam, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
@@ -81,3 +82,15 @@ async def record_bounce(session: AsyncSession, *, channel: str, address: str) ->
     if contact is not None:
         contact.bounces += 1
         contact.bounced_at = utcnow()
+
+
+async def find_contacts(
+    session: AsyncSession, addresses: Sequence[tuple[str, str]]
+) -> list[Contact]:
+    """The contacts known at any of the (channel, address) pairs."""
+    if not addresses:
+        return []
+    stmt = select(Contact).where(
+        or_(*[(Contact.channel == c) & (Contact.address == a) for c, a in addresses])
+    )
+    return list((await session.execute(stmt)).scalars().all())

@@ -8,6 +8,7 @@ provider said of its delivery.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -240,3 +241,44 @@ async def claim_due(
         row.attempts += 1
         row.next_attempt_at = now + lease
     return [row.id for row in rows]
+
+
+async def outbox_rows(
+    session: AsyncSession, *, statuses: Sequence[str], limit: int
+) -> list[OutboundMessage]:
+    """Outbound rows in any of `statuses`, newest first; inline SMS replies (answered in
+    the TwiML) never pass through the outbox and are left out."""
+    stmt = (
+        select(OutboundMessage)
+        .where(
+            OutboundMessage.status.in_(statuses),
+            or_(OutboundMessage.kind != "reply", OutboundMessage.channel == "email"),
+        )
+        .order_by(OutboundMessage.id.desc())
+        .limit(max(1, min(limit, 1000)))
+    )
+    return list((await session.execute(stmt)).scalars().all())
+
+
+async def failed_mail_rows(session: AsyncSession, *, limit: int) -> list[InboundMessage]:
+    """Mail the poller moved to the failed folder, newest first."""
+    stmt = (
+        select(InboundMessage)
+        .where(InboundMessage.channel == "email", InboundMessage.outcome == "failed")
+        .order_by(InboundMessage.id.desc())
+        .limit(max(1, min(limit, 1000)))
+    )
+    return list((await session.execute(stmt)).scalars().all())
+
+
+async def messages_of_contact(
+    session: AsyncSession, *, contact_id: int
+) -> tuple[list[InboundMessage], list[OutboundMessage]]:
+    """Everything a contact sent and was sent."""
+    inbound = await session.execute(
+        select(InboundMessage).where(InboundMessage.contact_id == contact_id)
+    )
+    outbound = await session.execute(
+        select(OutboundMessage).where(OutboundMessage.contact_id == contact_id)
+    )
+    return list(inbound.scalars().all()), list(outbound.scalars().all())
