@@ -17,7 +17,7 @@ import os
 from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 from starlette.datastructures import ImmutableMultiDict
 from twilio.request_validator import (
     SIGNATURE_SETTINGS_HEADER,
@@ -26,6 +26,7 @@ from twilio.request_validator import (
 )
 
 from bench.signing import AUTH_TOKEN, PUBLIC_URL
+from gateway.twilio_sms import TwilioInbound  # the very model the webhook decodes with
 
 FORM_TYPE = "application/x-www-form-urlencoded"
 MAX_FORM_BYTES = 64 * 1024
@@ -34,18 +35,6 @@ TWIML = (
     "Commands: HELP, STATUS code, NEW n, MY CASES, EXIT, LANG fa|en, STOP, START"
     "</Message></Response>"
 )
-
-
-class Inbound(BaseModel):
-    """The same fields gateway.twilio_sms.TwilioInbound decodes."""
-
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
-
-    message_sid: str = Field(alias="MessageSid", min_length=2, max_length=64)
-    from_: str = Field(alias="From", min_length=1, max_length=64)
-    to: str | None = Field(default=None, alias="To", max_length=64)
-    body: str = Field(default="", alias="Body")
-    opt_out_type: str | None = Field(default=None, alias="OptOutType")
 
 
 def _plain(text: str, status: int) -> Response:
@@ -82,7 +71,7 @@ def create_app() -> FastAPI:
         if not RequestValidator(token).validate(url, form, signature, algorithm):
             return _plain("X-Twilio-Signature does not match", 403)
         try:
-            Inbound.model_validate(dict(form))
+            TwilioInbound.model_validate(dict(form))
         except ValidationError:
             return _plain("missing or invalid fields", 400)
         return Response(TWIML, media_type="application/xml")

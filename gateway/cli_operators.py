@@ -109,18 +109,25 @@ def keywords_remove(
     raise typer.Exit(_run(work))
 
 
+def _tracking_code(code: str) -> str:
+    """The compact code a citizen's or operator's typing means; exit 1 when it is none."""
+    from parsers import tracking
+    from parsers.errors import ParseError
+
+    try:
+        return tracking.validate(code)
+    except ParseError as exc:
+        err.print(f"not a tracking code: {exc}")
+        raise typer.Exit(1) from None
+
+
 @cases_app.command("show")
 def cases_show(code: str) -> None:
     """A case with its history."""
     from models.cases import find_case
     from parsers import tracking
-    from parsers.errors import ParseError
 
-    try:
-        compact = tracking.validate(code)
-    except ParseError as exc:
-        err.print(f"not a tracking code: {exc}")
-        raise typer.Exit(1) from None
+    compact = _tracking_code(code)
 
     async def work(runtime: Runtime) -> int:
         async with runtime.sessions() as session:
@@ -154,13 +161,8 @@ def cases_set_status(
     from gateway.case_work import Change, apply_change
     from models.cases import find_case
     from parsers import tracking
-    from parsers.errors import ParseError
 
-    try:
-        compact = tracking.validate(code)
-    except ParseError as exc:
-        err.print(f"not a tracking code: {exc}")
-        raise typer.Exit(1) from None
+    compact = _tracking_code(code)
 
     async def work(runtime: Runtime) -> int:
         if status not in runtime.config.statuses:

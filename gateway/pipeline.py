@@ -145,7 +145,8 @@ async def _run_group(runtime: Runtime, jobs: Sequence[_Job]) -> list[_Done]:
         rows = await store_inbound_group(session, [_new(jobs[i].msg) for i in by_id])
         stored = dict(zip(by_id, rows, strict=True))
         for i in order:
-            results[i] = await _in_transaction(session, runtime, jobs[i], *stored[i])
+            row, is_new = stored[i]
+            results[i] = await _in_transaction(session, runtime, jobs[i], row, is_new, not is_new)
         await write_handled_marks(session)
     done = [r for r in results if r is not None]
     for item, job in zip(done, jobs, strict=True):
@@ -154,14 +155,21 @@ async def _run_group(runtime: Runtime, jobs: Sequence[_Job]) -> list[_Done]:
 
 
 async def _in_transaction(
-    session: AsyncSession, runtime: Runtime, job: _Job, row: InboundMessage, is_new: bool
+    session: AsyncSession,
+    runtime: Runtime,
+    job: _Job,
+    row: InboundMessage,
+    is_new: bool,
+    claim: bool,
 ) -> _Done:
+    """Handle one stored message inside `session`'s transaction. With `claim` its row is
+    locked and read fresh first, and a message already handled gets its earlier answer."""
     msg = job.msg
-    if not is_new:
+    if claim:
         await write_handled_marks(session)  # the earlier delivery may be in this group
-        row = await claim_inbound(session, inbound_id=row.id)
+        row = await claim_inbound(session, inbound_id=row.id, delivery=not is_new)
         if row.handled_at is not None:
-            return _Done(await _replay(session, row), False, None)
+            return _Done(await _replay(session, row), is_new, None)
     reply, sent, command = await job.handle(session, runtime, row, msg)
     key = reply.key if reply is not None else None
     return _Done(Outcome(row.id, sent, key, duplicate=False), is_new, command)
@@ -170,18 +178,19 @@ async def _in_transaction(
 async def _run_alone(runtime: Runtime, job: _Job) -> _Done:
     """One message the careful way: stored and committed first, then handled in its own
     transaction; a handler's failure is recorded on the row and answered politely."""
+    done = await _alone(runtime, job)
+    _account(job.msg, done)
+    return done
+
+
+async def _alone(runtime: Runtime, job: _Job) -> _Done:
     msg = job.msg
     async with runtime.sessions.begin() as session:
         row, is_new = await store_inbound(session, _new(msg))
         inbound_id = row.id
     try:
         async with runtime.sessions.begin() as session:
-            row = await claim_inbound(session, inbound_id=inbound_id, delivery=not is_new)
-            if row.handled_at is not None:
-                done = _Done(await _replay(session, row), is_new, None)
-                _account(msg, done)
-                return done
-            reply, sent, command = await job.handle(session, runtime, row, msg)
+            return await _in_transaction(session, runtime, job, row, is_new, True)
     except Exception:
         log.exception("handling %s message %s failed", msg.channel, inbound_id)
         text = runtime.config.text("internal_error", runtime.config.default_language)
@@ -191,13 +200,7 @@ async def _run_alone(runtime: Runtime, job: _Job) -> _Done:
             row.reply_text = text
             row.handled_at = utcnow()
         outcome = Outcome(inbound_id, (ReplyMessage(text, None),), "internal_error", False)
-        done = _Done(outcome, is_new, None)
-        _account(msg, done)
-        return done
-    key = reply.key if reply is not None else None
-    done = _Done(Outcome(inbound_id, sent, key, duplicate=False), is_new, command)
-    _account(msg, done)
-    return done
+        return _Done(outcome, is_new, None)
 
 
 def _new(msg: InboundText) -> NewInbound:

@@ -3,12 +3,15 @@ and aiosmtpd: many citizens at once, each answered exactly once."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from gateway import email_channel as channel
 from gateway.email_poller import poll_once
 from gateway.outbox import deliver_due
 from gateway.runtime import Runtime
+from models.base import utcnow
 from models.messages import InboundMessage, OutboundMessage
 from tests.gateway.test_email import count, cycle, mail
 from tests.gateway.test_email import runtime as runtime  # the fixture
@@ -82,11 +85,7 @@ async def test_an_smtp_connection_lost_mid_pass_is_opened_again(
     assert smtp_capture.refused == 4
 
     smtp_capture.refuse = False
-    from datetime import timedelta
-
-    from models.base import utcnow
-
-    later = utcnow() + timedelta(hours=7)
+    later = utcnow() + timedelta(hours=7)  # past every retry's backoff
     runtime.clock = lambda: later
     delivery = await deliver_due(runtime)
     assert delivery.sent == 4
