@@ -1,12 +1,13 @@
 """The ceiling: a bare FastAPI app that does only the webhook's fixed work.
 
 `POST /sms/twilio` reads the form exactly as gateway/twilio_sms.py reads it (content
-type and size checks, strict UTF-8 url-decoding into a multi-dict), checks
-`X-Twilio-Signature` with twilio's `RequestValidator` over the public URL, decodes the
-same fields with pydantic, and returns a constant TwiML reply: no database, no
-parsing of the text. It runs under uvicorn with the same settings as `citygate serve`
-(bench/server.py), so citygate/ceiling is the share of the HTTP+signature budget that
-the gateway keeps while doing its real work.
+type and size checks, strict UTF-8 url-decoding into a multi-dict), checks `X-Twilio-
+Signature` over the public URL with the webhook's own `verify_signature` (twilio's
+`RequestValidator`), decodes the same fields with the webhook's pydantic model, and
+returns a constant TwiML reply: no database, no parsing of the text. It runs under
+uvicorn with the same settings as `citygate serve` (bench/server.py), so
+citygate/ceiling is the share of the HTTP+signature budget that the gateway keeps while
+doing its real work.
 
     uvicorn bench.ceiling:create_app --factory --workers N --proxy-headers --log-level info
 """
@@ -19,14 +20,13 @@ from urllib.parse import parse_qsl
 from fastapi import FastAPI, Request, Response
 from pydantic import ValidationError
 from starlette.datastructures import ImmutableMultiDict
-from twilio.request_validator import (
-    SIGNATURE_SETTINGS_HEADER,
-    RequestValidator,
-    get_signature_algorithm,
-)
+from twilio.request_validator import SIGNATURE_SETTINGS_HEADER, get_signature_algorithm
 
 from bench.signing import AUTH_TOKEN, PUBLIC_URL
-from gateway.twilio_sms import TwilioInbound  # the very model the webhook decodes with
+from gateway.twilio_sms import (  # the very model and check the webhook uses
+    TwilioInbound,
+    verify_signature,
+)
 
 FORM_TYPE = "application/x-www-form-urlencoded"
 MAX_FORM_BYTES = 64 * 1024
@@ -68,7 +68,7 @@ def create_app() -> FastAPI:
         algorithm = get_signature_algorithm(request.headers.get(SIGNATURE_SETTINGS_HEADER))
         query = request.url.query
         url = f"{base}{request.url.path}" + (f"?{query}" if query else "")
-        if not RequestValidator(token).validate(url, form, signature, algorithm):
+        if not verify_signature(token, url, form, signature, algorithm):
             return _plain("X-Twilio-Signature does not match", 403)
         try:
             TwilioInbound.model_validate(dict(form))

@@ -26,7 +26,7 @@ def operator_for(runtime: Runtime, given: str) -> str | None:
     return match
 
 
-def operator(
+async def operator(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str:

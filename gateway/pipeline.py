@@ -13,6 +13,7 @@ locked), so two texts sent together can neither skip a form step nor file a case
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,21 +25,24 @@ from gateway.metrics import INBOUND, REPLIES
 from gateway.runtime import Runtime
 from handlers.base import Context, Reply
 from handlers.registry import dispatch, reply_language, with_language
+from handlers.status import requested_code
 from models.base import utcnow
-from models.contacts import get_or_create_contact
+from models.cases import read_cases
+from models.contacts import get_or_create_contact, read_contacts
+from models.conversations import read_conversations
 from models.inbox import (
     NewInbound,
     claim_inbound,
-    defer_handled_marks,
+    defer_writes,
     find_replies,
     record_reply,
     store_inbound,
     store_inbound_group,
-    write_handled_marks,
+    write_deferred,
 )
 from models.messages import InboundMessage
 from parsers.addresses import mask
-from parsers.grammar import parse
+from parsers.grammar import ParsedCommand, parse
 
 log = logging.getLogger("citygate.pipeline")
 
@@ -83,9 +87,12 @@ def _storable(value: Any) -> Any:
     return value
 
 
+# The reply messages a handle gave: at once, or (when their rows are written with the
+# group's, `models.inbox.defer_writes`) a function giving them once they are written.
+Sent = tuple[ReplyMessage, ...] | Callable[[], tuple[ReplyMessage, ...]]
 Handle = Callable[
     [AsyncSession, Runtime, InboundMessage, "InboundText"],
-    Awaitable[tuple[Reply | None, tuple[ReplyMessage, ...], str | None]],
+    Awaitable[tuple[Reply | None, Sent, str | None]],
 ]
 
 
@@ -139,19 +146,50 @@ async def _run_group(runtime: Runtime, jobs: Sequence[_Job]) -> list[_Done]:
     PostgreSQL still see a deadlock, the group that loses runs its messages alone)."""
     by_id = sorted(range(len(jobs)), key=lambda i: (jobs[i].msg.channel, jobs[i].msg.provider_id))
     order = sorted(range(len(jobs)), key=lambda i: (jobs[i].msg.channel, jobs[i].msg.from_address))
-    results: list[_Done | None] = [None] * len(jobs)
+    results: list[Callable[[], _Done] | None] = [None] * len(jobs)
     async with runtime.sessions.begin() as session:
-        defer_handled_marks(session)
+        defer_writes(session)
         rows = await store_inbound_group(session, [_new(jobs[i].msg) for i in by_id])
         stored = dict(zip(by_id, rows, strict=True))
+        await _read_ahead(
+            session, runtime, [jobs[i].msg for i in order if jobs[i].handle is _handle]
+        )
         for i in order:
             row, is_new = stored[i]
             results[i] = await _in_transaction(session, runtime, jobs[i], row, is_new, not is_new)
-        await write_handled_marks(session)
-    done = [r for r in results if r is not None]
+        await write_deferred(session)
+    done = [r() for r in results if r is not None]
     for item, job in zip(done, jobs, strict=True):
         _account(job.msg, item)
     return done
+
+
+_PARSED = "citygate.parsed"  # session.info: body -> its ParsedCommand (same keyword table)
+
+
+async def _read_ahead(session: AsyncSession, runtime: Runtime, msgs: Sequence[InboundText]) -> None:
+    """What the group's commands will look up, read in one statement each instead of one
+    each per message: the senders' contacts (locked), their open conversations and the
+    cases asked about (`models.contacts.read_contacts` and its siblings)."""
+    if not msgs:
+        return
+    table = await runtime.keyword_table(session)
+    parsed: dict[str, ParsedCommand] = session.info.setdefault(_PARSED, {})
+    senders: defaultdict[str, list[str]] = defaultdict(list)
+    codes = []
+    for msg in msgs:
+        senders[msg.channel].append(msg.from_address)
+        command = parsed.get(msg.body) or parse(msg.body, table)
+        parsed[msg.body] = command
+        code = requested_code(command)
+        if code is not None:
+            codes.append(code)
+    contact_ids: list[int] = []
+    for channel, addresses in senders.items():
+        found = await read_contacts(session, channel=channel, addresses=addresses)
+        contact_ids.extend(c.id for c in found)
+    await read_conversations(session, contact_ids=contact_ids)
+    await read_cases(session, codes=codes)
 
 
 async def _in_transaction(
@@ -161,18 +199,27 @@ async def _in_transaction(
     row: InboundMessage,
     is_new: bool,
     claim: bool,
-) -> _Done:
-    """Handle one stored message inside `session`'s transaction. With `claim` its row is
-    locked and read fresh first, and a message already handled gets its earlier answer."""
+) -> Callable[[], _Done]:
+    """Handle one stored message inside `session`'s transaction; returns a function that
+    gives the outcome once the transaction's kept writes are written. With `claim` the
+    row is locked and read fresh first, and a message already handled gets its earlier
+    answer."""
     msg = job.msg
     if claim:
-        await write_handled_marks(session)  # the earlier delivery may be in this group
+        await write_deferred(session)  # the earlier delivery may be in this group
         row = await claim_inbound(session, inbound_id=row.id, delivery=not is_new)
         if row.handled_at is not None:
-            return _Done(await _replay(session, row), is_new, None)
+            replayed = _Done(await _replay(session, row), is_new, None)
+            return lambda: replayed
     reply, sent, command = await job.handle(session, runtime, row, msg)
     key = reply.key if reply is not None else None
-    return _Done(Outcome(row.id, sent, key, duplicate=False), is_new, command)
+    inbound_id = row.id
+
+    def outcome() -> _Done:
+        messages = sent() if callable(sent) else sent
+        return _Done(Outcome(inbound_id, messages, key, duplicate=False), is_new, command)
+
+    return outcome
 
 
 async def _run_alone(runtime: Runtime, job: _Job) -> _Done:
@@ -190,7 +237,8 @@ async def _alone(runtime: Runtime, job: _Job) -> _Done:
         inbound_id = row.id
     try:
         async with runtime.sessions.begin() as session:
-            return await _in_transaction(session, runtime, job, row, is_new, True)
+            finish = await _in_transaction(session, runtime, job, row, is_new, True)
+        return finish()
     except Exception:
         log.exception("handling %s message %s failed", msg.channel, inbound_id)
         text = runtime.config.text("internal_error", runtime.config.default_language)
@@ -244,13 +292,13 @@ def _account(msg: InboundText, done: _Done) -> None:
 
 async def _handle(
     session: AsyncSession, runtime: Runtime, row: InboundMessage, msg: InboundText
-) -> tuple[Reply | None, tuple[ReplyMessage, ...], str | None]:
+) -> tuple[Reply | None, Sent, str | None]:
     """Parse and dispatch inside the caller's transaction; record the reply on the row."""
     contact = await get_or_create_contact(
         session, channel=msg.channel, address=msg.from_address, lock=True
     )
     table = await runtime.keyword_table(session)
-    command = parse(msg.body, table)
+    command = session.info.get(_PARSED, {}).get(msg.body) or parse(msg.body, table)
     ctx = Context(
         session=session,
         texts=runtime.config,
@@ -269,5 +317,9 @@ async def _handle(
         parts=reply.parts,
         now=ctx.now,
     )
-    sent = tuple(ReplyMessage(part, id_) for part, id_ in zip(reply.parts, ids, strict=True))
+    parts = reply.parts
+
+    def sent() -> tuple[ReplyMessage, ...]:
+        return tuple(ReplyMessage(part, id_) for part, id_ in zip(parts, ids, strict=True))
+
     return reply, sent, command.command

@@ -51,6 +51,17 @@ def describe(case: Case, ctx: Context) -> str:
     return text
 
 
+def requested_code(command: ParsedCommand) -> str | None:
+    """The well-formed tracking code a STATUS command asks about, else None (the
+    pipeline reads a whole group's cases in one statement before handling it)."""
+    if command.command != COMMAND or not command.args:
+        return None
+    try:
+        return tracking.validate(command.args[0])
+    except ParseError:
+        return None
+
+
 async def handle(command: ParsedCommand, ctx: Context) -> Reply:
     kw = ctx.keyword(COMMAND)
     if not command.args:

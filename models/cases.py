@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import secrets
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -108,12 +108,31 @@ def new_pin() -> str:
 # Built once: a statement made per call costs more than running it (its cache key).
 _FIND = select(Case).where(Case.code == bindparam("code"))
 _FIND_OF = _FIND.where(Case.contact_id == bindparam("contact_id"))
+_FIND_MANY = select(Case).where(Case.code.in_(bindparam("codes", expanding=True)))
+_READ = "citygate.cases_read"  # session.info: code -> Case | None
+
+
+async def read_cases(session: AsyncSession, *, codes: Sequence[str]) -> None:
+    """Read the cases of many codes in one statement; `find_case` answers these codes
+    from what was read for the rest of the transaction (the rows are the session's own
+    objects, so a change made through them is seen; a case is never renamed)."""
+    wanted = sorted(set(codes))
+    if not wanted:
+        return
+    read: dict[str, Case | None] = session.info.setdefault(_READ, {})
+    read.update((c, None) for c in wanted)
+    for case in (await session.execute(_FIND_MANY, {"codes": wanted})).unique().scalars():
+        read[case.code] = case
 
 
 async def find_case(
     session: AsyncSession, *, code: str, contact_id: int | None = None
 ) -> Case | None:
     """The case with `code` (and, when given, of that contact only)."""
+    read = session.info.get(_READ)
+    if read is not None and code in read:
+        case = read[code]
+        return case if case is None or contact_id in (None, case.contact_id) else None
     if contact_id is None:
         result = await session.execute(_FIND, {"code": code})
     else:
@@ -164,6 +183,9 @@ async def create_case(
                 )
                 await session.flush()
             await session.refresh(case, ["events", "contact"])
+            read = session.info.get(_READ)
+            if read is not None and case.code in read:
+                read[case.code] = case
             return case, pin
         except IntegrityError:
             continue

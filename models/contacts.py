@@ -34,11 +34,41 @@ _FIND = select(Contact).where(
     Contact.channel == bindparam("channel"), Contact.address == bindparam("address")
 )
 _FIND_LOCKED = _FIND.with_for_update()
+_FIND_MANY_LOCKED = (
+    select(Contact)
+    .where(
+        Contact.channel == bindparam("channel"),
+        Contact.address.in_(bindparam("addresses", expanding=True)),
+    )
+    .order_by(Contact.id)
+    .with_for_update()
+)
+_READ = "citygate.contacts_read"  # session.info: (channel, address) -> Contact | None
+
+
+async def read_contacts(
+    session: AsyncSession, *, channel: str, addresses: Sequence[str]
+) -> list[Contact]:
+    """Read and lock the contacts of many addresses in one statement (locks taken in id
+    order, so two processes' groups wait for each other instead of deadlocking); for the
+    rest of the transaction `find_contact` answers these addresses from what was read,
+    and `get_or_create_contact` inserts the unknown ones without looking again."""
+    params = {"channel": channel, "addresses": sorted(set(addresses))}
+    read: dict[tuple[str, str], Contact | None] = session.info.setdefault(_READ, {})
+    read.update(((channel, a), None) for a in params["addresses"])
+    found = list((await session.execute(_FIND_MANY_LOCKED, params)).scalars())
+    for contact in found:
+        read[(contact.channel, contact.address)] = contact
+    return found
 
 
 async def find_contact(
     session: AsyncSession, *, channel: str, address: str, lock: bool = False
 ) -> Contact | None:
+    read = session.info.get(_READ)
+    if read is not None and (channel, address) in read:
+        known: Contact | None = read[(channel, address)]
+        return known  # locked when read, held till the transaction ends
     stmt = _FIND_LOCKED if lock else _FIND
     params = {"channel": channel, "address": address}
     return (await session.execute(stmt, params)).scalar_one_or_none()
@@ -55,16 +85,20 @@ async def get_or_create_contact(
     found = await find_contact(session, channel=channel, address=address, lock=lock)
     if found is not None:
         return found
+    read = session.info.get(_READ, {})
     try:
         async with session.begin_nested():
             contact = Contact(channel=channel, address=address)
             session.add(contact)
             await session.flush()
-        return contact
-    except IntegrityError:
+    except IntegrityError:  # another transaction created it first: look it up in the table
+        read.pop((channel, address), None)
         found = await find_contact(session, channel=channel, address=address, lock=lock)
         assert found is not None
         return found
+    if (channel, address) in read:
+        read[(channel, address)] = contact
+    return contact
 
 
 def set_opt_out(contact: Contact, *, opted_out: bool) -> None:

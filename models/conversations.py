@@ -6,6 +6,7 @@ writes, and the caller is told so that the reply can say the form expired.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -35,13 +36,32 @@ class Conversation(Base):
 
 # Built once: a statement made per call costs more than running it (its cache key).
 _FIND = select(Conversation).where(Conversation.contact_id == bindparam("contact_id"))
+_FIND_MANY = select(Conversation).where(
+    Conversation.contact_id.in_(bindparam("contact_ids", expanding=True))
+)
+_READ = "citygate.conversations_read"  # session.info: contact id -> Conversation | None
+
+
+async def read_conversations(session: AsyncSession, *, contact_ids: Sequence[int]) -> None:
+    """Read the conversations of many contacts in one statement; each contact's first
+    `find_conversation` in this transaction answers from it (later ones look again, as
+    a message may have opened or closed one since)."""
+    ids = sorted(set(contact_ids))
+    read: dict[int, Conversation | None] = session.info.setdefault(_READ, {})
+    read.update((i, None) for i in ids)
+    for found in (await session.execute(_FIND_MANY, {"contact_ids": ids})).scalars():
+        read[found.contact_id] = found
 
 
 async def find_conversation(
     session: AsyncSession, *, contact_id: int, now: datetime
 ) -> tuple[Conversation | None, bool]:
     """(the open conversation or None, whether an expired one was just removed)."""
-    found = (await session.execute(_FIND, {"contact_id": contact_id})).scalar_one_or_none()
+    read = session.info.get(_READ)
+    if read is not None and contact_id in read:
+        found = read.pop(contact_id)
+    else:
+        found = (await session.execute(_FIND, {"contact_id": contact_id})).scalar_one_or_none()
     if found is None:
         return None, False
     if found.expires_at <= now:

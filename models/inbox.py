@@ -9,6 +9,7 @@ allows, run once for the group (see `gateway.group_commit`).
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple, cast
@@ -91,7 +92,12 @@ async def store_inbound_group(
 
 # Built once: a statement made per call costs more than running it (its cache key).
 _OUTBOUND = cast(Table, OutboundMessage.__table__)
-_INSERT_REPLY = insert(_OUTBOUND).returning(_OUTBOUND.c.id, sort_by_parameter_order=True)
+# One INSERT … VALUES (…), (…) RETURNING for many rows. Not `sort_by_parameter_order`:
+# without a sentinel column SQLAlchemy then inserts SQLite's rows one by one; the rows
+# are matched to their values by (inbound message, text) instead (`_insert_replies`).
+_INSERT_REPLY = insert(_OUTBOUND).returning(
+    _OUTBOUND.c.id, _OUTBOUND.c.inbound_id, _OUTBOUND.c.body
+)
 _INBOUND = cast(Table, InboundMessage.__table__)
 _MARK_HANDLED = (
     update(_INBOUND)
@@ -116,55 +122,85 @@ async def record_reply(
 ) -> list[int]:
     """Store the reply given inline to `row` (accepted: it leaves in the HTTP answer) and
     mark the row handled; returns the reply rows' ids, in order. Core statements, not the
-    unit of work: this runs for every message. Inside `defer_handled_marks` the marks of
-    a whole group are written together by `write_handled_marks`."""
-    ids: list[int] = []
-    if parts:
-        values = [
-            {
-                "channel": row.channel,
-                "contact_id": contact_id,
-                "inbound_id": row.id,
-                "to_address": row.from_address,
-                "body": part,
-                "kind": "reply",
-                "status": "accepted",
-            }
-            for part in parts
-        ]
-        ids = list((await session.execute(_INSERT_REPLY, values)).scalars().all())
+    unit of work: this runs for every message. Inside `defer_writes` the rows and marks
+    of a whole group are written together by `write_deferred`, and the list returned is
+    filled then."""
+    values = [
+        {
+            "channel": row.channel,
+            "contact_id": contact_id,
+            "inbound_id": row.id,
+            "to_address": row.from_address,
+            "body": part,
+            "kind": "reply",
+            "status": "accepted",
+        }
+        for part in parts
+    ]
     changes = {
         "contact_id": contact_id,
         "command": command,
         "reply_text": "\n\n".join(parts),
         "handled_at": now,
     }
-    deferred = session.info.get(_DEFERRED)
-    if isinstance(deferred, list):
-        deferred.append({"inbound_id": row.id, **changes})
-    else:
-        await session.execute(_MARK_HANDLED, {"inbound_id": row.id, **changes})
     for key, value in changes.items():
         set_committed_value(row, key, value)
+    ids: list[int] = []
+    deferred = session.info.get(_DEFERRED)
+    if isinstance(deferred, _Deferred):
+        deferred.replies.append((values, ids))
+        deferred.marks.append({"inbound_id": row.id, **changes})
+        return ids
+    ids.extend(await _insert_replies(session, values))
+    await session.execute(_MARK_HANDLED, {"inbound_id": row.id, **changes})
     return ids
 
 
-_DEFERRED = "citygate.deferred_handled_marks"
+async def _insert_replies(session: AsyncSession, values: list[dict[str, Any]]) -> list[int]:
+    """Insert reply rows in one statement; their ids in the order of `values`. Rows are
+    matched by (inbound message, text); two equal texts of one message are the same
+    reply, and take their ids in ascending order."""
+    if not values:
+        return []
+    made: defaultdict[tuple[int, str], list[int]] = defaultdict(list)
+    for id_, inbound_id, body in (await session.execute(_INSERT_REPLY, values)).all():
+        made[(inbound_id, body)].append(id_)
+    for ids in made.values():
+        ids.sort(reverse=True)
+    return [made[(v["inbound_id"], v["body"])].pop() for v in values]
 
 
-def defer_handled_marks(session: AsyncSession) -> None:
-    """From now on `record_reply` keeps its "handled" marks for `write_handled_marks`
-    (one executemany for a group instead of one UPDATE a message)."""
-    session.info[_DEFERRED] = []
+_DEFERRED = "citygate.deferred_writes"
 
 
-async def write_handled_marks(session: AsyncSession) -> None:
-    """Write the marks kept so far (before anything reads inbound rows, and before the
-    commit)."""
+class _Deferred:
+    """A group's reply rows (with the id lists to fill) and "handled" marks, unwritten."""
+
+    def __init__(self) -> None:
+        self.replies: list[tuple[list[dict[str, Any]], list[int]]] = []
+        self.marks: list[dict[str, Any]] = []
+
+
+def defer_writes(session: AsyncSession) -> None:
+    """From now on `record_reply` keeps its rows and marks for `write_deferred`: one
+    INSERT for a group's replies and one executemany for its marks, instead of two
+    statements a message."""
+    session.info[_DEFERRED] = _Deferred()
+
+
+async def write_deferred(session: AsyncSession) -> None:
+    """Write what was kept so far (before anything reads the inbound or reply rows, and
+    before the commit); each kept id list gets its rows' ids."""
     deferred = session.info.get(_DEFERRED)
-    if isinstance(deferred, list) and deferred:
-        session.info[_DEFERRED] = []
-        await session.execute(_MARK_HANDLED, deferred)
+    if not isinstance(deferred, _Deferred):
+        return
+    session.info[_DEFERRED] = _Deferred()
+    values = [v for rows, _ids in deferred.replies for v in rows]
+    ids = iter(await _insert_replies(session, values))
+    for rows, kept in deferred.replies:
+        kept.extend(next(ids) for _ in rows)
+    if deferred.marks:
+        await session.execute(_MARK_HANDLED, deferred.marks)
 
 
 async def find_replies(session: AsyncSession, *, inbound_id: int) -> list[OutboundMessage]:
