@@ -19,6 +19,7 @@ import random
 from dataclasses import dataclass
 from datetime import timedelta
 from email import message_from_string, policy
+from email.utils import parseaddr
 
 import aiosmtplib
 
@@ -106,11 +107,16 @@ async def send_email(runtime: Runtime, row: OutboundMessage, link: SmtpLink | No
     settings = runtime.settings
     if not settings.smtp_host or row.payload is None:
         raise RuntimeError("SMTP is not configured")
-    message = message_from_string(row.payload, policy=policy.SMTP)
     own = link is None
     link = link or SmtpLink(settings)
+    sender = parseaddr(settings.mail_from or "")[1]
     try:
-        await link.send(message)
+        if row.payload.isascii() and row.to_address.isascii() and sender:
+            # As rendered: headers already encoded, the body already in a transfer
+            # encoding; sent as stored, without parsing and serialising it again.
+            await link.send_raw(sender, row.to_address, row.payload)
+        else:  # an address needing SMTPUTF8: the library's own handling
+            await link.send(message_from_string(row.payload, policy=policy.SMTP))
     except aiosmtplib.SMTPResponseException as exc:
         if 500 <= exc.code < 600:
             raise PermanentFailure(f"{exc.code} {exc.message}") from None

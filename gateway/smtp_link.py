@@ -31,6 +31,15 @@ class SmtpLink:
             await self.close()
             raise
 
+    async def send_raw(self, sender: str, recipient: str, payload: str) -> None:
+        """A rendered ASCII message as it is (line ends made CRLF by aiosmtplib)."""
+        client = await self._connected()
+        try:
+            await client.sendmail(sender, [recipient], payload)
+        except Exception:
+            await self.close()
+            raise
+
     async def _connected(self) -> aiosmtplib.SMTP:
         if self._client is not None and self._client.is_connected:
             return self._client

@@ -122,6 +122,7 @@ async def test_persian_form_with_attachment_becomes_a_threaded_case(
     assert reply["Auto-Submitted"] == "auto-replied"
     assert reply["From"] == DESK
     assert smtp_capture.messages[0].rcpt_tos == [CITIZEN]
+    assert smtp_capture.messages[0].mail_from == DESK  # the envelope sender too
     assert reply["Message-ID"].startswith("<cg.")
     text = reply.get_body(("plain",)).get_content()
     html = reply.get_body(("html",)).get_content()
