@@ -39,10 +39,15 @@ async def _case(runtime: Runtime) -> tuple[str, str]:
         owner = await get_or_create_contact(session, channel="sms", address="+989350000000")
         case, pin = await create_case(
             session,
-            service="6",
+            service="land_use_inquiry",  # as the webhook part's case (bench/server.py)
             contact=owner,
             channel="sms",
-            fields={"postal_code": "1435678911", "plate": "12", "use": "1"},
+            fields={
+                "postal_code": "1435678911",
+                "district": "6",
+                "plate_number": "123/45",
+                "intended_use": "residential",
+            },
             district=6,
             actor="bench",
             make_code=tracking.generate,
