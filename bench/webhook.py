@@ -99,7 +99,7 @@ def prime(server: Server, code: str, pin: str, concurrency: int) -> float:
 
 
 def _count_bodies(rate_guess: float, seconds: float) -> int:
-    return max(1000, int(rate_guess * seconds * 3) + 500)
+    return max(20_000, int(rate_guess * seconds * 3) + 500)
 
 
 def _sample_split(server: Server, into: list[int]) -> None:

@@ -28,8 +28,8 @@ from handlers.registry import dispatch, reply_language, with_language
 from handlers.status import requested_code
 from models.base import utcnow
 from models.cases import read_cases
-from models.contacts import get_or_create_contact, read_contacts
-from models.conversations import read_conversations
+from models.contacts import get_or_create_contact
+from models.conversations import read_senders
 from models.inbox import (
     NewInbound,
     claim_inbound,
@@ -169,8 +169,9 @@ _PARSED = "citygate.parsed"  # session.info: body -> its ParsedCommand (same key
 
 async def _read_ahead(session: AsyncSession, runtime: Runtime, msgs: Sequence[InboundText]) -> None:
     """What the group's commands will look up, read in one statement each instead of one
-    each per message: the senders' contacts (locked), their open conversations and the
-    cases asked about (`models.contacts.read_contacts` and its siblings)."""
+    each per message: the senders' contacts (locked) with their open conversations, and
+    the cases asked about with their history (`models.conversations.read_senders`,
+    `models.cases.read_cases`)."""
     if not msgs:
         return
     table = await runtime.keyword_table(session)
@@ -184,11 +185,8 @@ async def _read_ahead(session: AsyncSession, runtime: Runtime, msgs: Sequence[In
         code = requested_code(command)
         if code is not None:
             codes.append(code)
-    contact_ids: list[int] = []
     for channel, addresses in senders.items():
-        found = await read_contacts(session, channel=channel, addresses=addresses)
-        contact_ids.extend(c.id for c in found)
-    await read_conversations(session, contact_ids=contact_ids)
+        await read_senders(session, channel=channel, addresses=addresses)
     await read_cases(session, codes=codes)
 
 

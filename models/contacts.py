@@ -34,32 +34,20 @@ _FIND = select(Contact).where(
     Contact.channel == bindparam("channel"), Contact.address == bindparam("address")
 )
 _FIND_LOCKED = _FIND.with_for_update()
-_FIND_MANY_LOCKED = (
-    select(Contact)
-    .where(
-        Contact.channel == bindparam("channel"),
-        Contact.address.in_(bindparam("addresses", expanding=True)),
-    )
-    .order_by(Contact.id)
-    .with_for_update()
-)
 _READ = "citygate.contacts_read"  # session.info: (channel, address) -> Contact | None
 
 
-async def read_contacts(
-    session: AsyncSession, *, channel: str, addresses: Sequence[str]
-) -> list[Contact]:
-    """Read and lock the contacts of many addresses in one statement (locks taken in id
-    order, so two processes' groups wait for each other instead of deadlocking); for the
-    rest of the transaction `find_contact` answers these addresses from what was read,
-    and `get_or_create_contact` inserts the unknown ones without looking again."""
-    params = {"channel": channel, "addresses": sorted(set(addresses))}
+def remember_contacts(
+    session: AsyncSession, *, channel: str, addresses: Sequence[str], found: Sequence[Contact]
+) -> None:
+    """The contacts of `addresses` read (and locked) ahead in this transaction, `found`
+    those that exist: for the rest of the transaction `find_contact` answers these
+    addresses from them, and `get_or_create_contact` inserts the unknown ones without
+    looking again (see `models.conversations.read_senders`)."""
     read: dict[tuple[str, str], Contact | None] = session.info.setdefault(_READ, {})
-    read.update(((channel, a), None) for a in params["addresses"])
-    found = list((await session.execute(_FIND_MANY_LOCKED, params)).scalars())
+    read.update(((channel, a), None) for a in addresses)
     for contact in found:
         read[(contact.channel, contact.address)] = contact
-    return found
 
 
 async def find_contact(

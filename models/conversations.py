@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, UTCDateTime, utcnow
+from models.contacts import Contact, remember_contacts
 
 
 class Conversation(Base):
@@ -36,21 +37,37 @@ class Conversation(Base):
 
 # Built once: a statement made per call costs more than running it (its cache key).
 _FIND = select(Conversation).where(Conversation.contact_id == bindparam("contact_id"))
-_FIND_MANY = select(Conversation).where(
-    Conversation.contact_id.in_(bindparam("contact_ids", expanding=True))
+# The senders of a group with their open conversations, the contacts locked (in id
+# order, so two processes' groups wait for each other instead of deadlocking).
+_SENDERS = (
+    select(Contact, Conversation)
+    .outerjoin(Conversation, Conversation.contact_id == Contact.id)
+    .where(
+        Contact.channel == bindparam("channel"),
+        Contact.address.in_(bindparam("addresses", expanding=True)),
+    )
+    .order_by(Contact.id)
+    .with_for_update(of=Contact)
 )
 _READ = "citygate.conversations_read"  # session.info: contact id -> Conversation | None
 
 
-async def read_conversations(session: AsyncSession, *, contact_ids: Sequence[int]) -> None:
-    """Read the conversations of many contacts in one statement; each contact's first
-    `find_conversation` in this transaction answers from it (later ones look again, as
-    a message may have opened or closed one since)."""
-    ids = sorted(set(contact_ids))
+async def read_senders(
+    session: AsyncSession, *, channel: str, addresses: Sequence[str]
+) -> list[Contact]:
+    """Read and lock the contacts of many addresses with their open conversations, in
+    one statement. For the rest of the transaction `find_contact` answers these
+    addresses from it (`models.contacts.remember_contacts`), and each contact's first
+    `find_conversation` too (later ones look again: a message may have opened or closed
+    one since). Returns the contacts that exist."""
+    wanted = sorted(set(addresses))
+    rows = (await session.execute(_SENDERS, {"channel": channel, "addresses": wanted})).all()
+    contacts = [contact for contact, _conversation in rows]
+    remember_contacts(session, channel=channel, addresses=wanted, found=contacts)
     read: dict[int, Conversation | None] = session.info.setdefault(_READ, {})
-    read.update((i, None) for i in ids)
-    for found in (await session.execute(_FIND_MANY, {"contact_ids": ids})).scalars():
-        read[found.contact_id] = found
+    for contact, conversation in rows:
+        read[contact.id] = conversation
+    return contacts
 
 
 async def find_conversation(
