@@ -151,9 +151,7 @@ async def _run_group(runtime: Runtime, jobs: Sequence[_Job]) -> list[_Done]:
         defer_writes(session)
         rows = await store_inbound_group(session, [_new(jobs[i].msg) for i in by_id])
         stored = dict(zip(by_id, rows, strict=True))
-        await _read_ahead(
-            session, runtime, [jobs[i].msg for i in order if jobs[i].handle is _handle]
-        )
+        await _read_ahead(session, runtime, [jobs[i] for i in order])
         for i in order:
             row, is_new = stored[i]
             results[i] = await _in_transaction(session, runtime, jobs[i], row, is_new, not is_new)
@@ -167,26 +165,29 @@ async def _run_group(runtime: Runtime, jobs: Sequence[_Job]) -> list[_Done]:
 _PARSED = "citygate.parsed"  # session.info: body -> its ParsedCommand (same keyword table)
 
 
-async def _read_ahead(session: AsyncSession, runtime: Runtime, msgs: Sequence[InboundText]) -> None:
-    """What the group's commands will look up, read in one statement each instead of one
-    each per message: the senders' contacts (locked) with their open conversations, and
-    the cases asked about with their history (`models.conversations.read_senders`,
-    `models.cases.read_cases`)."""
-    if not msgs:
+async def _read_ahead(session: AsyncSession, runtime: Runtime, jobs: Sequence[_Job]) -> None:
+    """What the group's messages will look up, read in one statement each instead of one
+    each per message: every sender's contact (locked) with its open conversation, and the
+    cases the texts' STATUS commands ask about with their history
+    (`models.conversations.read_senders`, `models.cases.read_cases`)."""
+    senders: defaultdict[str, list[str]] = defaultdict(list)
+    for job in jobs:
+        if job.msg.from_address:
+            senders[job.msg.channel].append(job.msg.from_address)
+    for channel, addresses in senders.items():
+        await read_senders(session, channel=channel, addresses=addresses)
+    texts = [job.msg for job in jobs if job.handle is _handle]
+    if not texts:
         return
     table = await runtime.keyword_table(session)
     parsed: dict[str, ParsedCommand] = session.info.setdefault(_PARSED, {})
-    senders: defaultdict[str, list[str]] = defaultdict(list)
     codes = []
-    for msg in msgs:
-        senders[msg.channel].append(msg.from_address)
+    for msg in texts:
         command = parsed.get(msg.body) or parse(msg.body, table)
         parsed[msg.body] = command
         code = requested_code(command)
         if code is not None:
             codes.append(code)
-    for channel, addresses in senders.items():
-        await read_senders(session, channel=channel, addresses=addresses)
     await read_cases(session, codes=codes)
 
 

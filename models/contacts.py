@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import Boolean, Integer, String, UniqueConstraint, bindparam, or_, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -74,12 +75,10 @@ async def get_or_create_contact(
     if found is not None:
         return found
     read = session.info.get(_READ, {})
-    try:
-        async with session.begin_nested():
-            contact = Contact(channel=channel, address=address)
-            session.add(contact)
-            await session.flush()
-    except IntegrityError:  # another transaction created it first: look it up in the table
+    postgres = session.get_bind().dialect.name == "postgresql"
+    params = {"channel": channel, "address": address}
+    contact = (await session.scalars(_CREATE_PG if postgres else _CREATE_SQLITE, params)).first()
+    if contact is None:  # another transaction created it first: look it up in the table
         read.pop((channel, address), None)
         found = await find_contact(session, channel=channel, address=address, lock=lock)
         assert found is not None
@@ -87,6 +86,20 @@ async def get_or_create_contact(
     if (channel, address) in read:
         read[(channel, address)] = contact
     return contact
+
+
+# One statement, no savepoint: a contact created at the same moment by another
+# transaction is left alone (PostgreSQL waits for that transaction first) and looked up.
+_CREATE_PG = (
+    pg_insert(Contact)
+    .on_conflict_do_nothing(index_elements=["channel", "address"])
+    .returning(Contact)
+)
+_CREATE_SQLITE = (
+    sqlite_insert(Contact)
+    .on_conflict_do_nothing(index_elements=["channel", "address"])
+    .returning(Contact)
+)
 
 
 def set_opt_out(contact: Contact, *, opted_out: bool) -> None:

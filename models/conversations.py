@@ -98,6 +98,7 @@ async def open_conversation(
     service: str | None = None,
 ) -> Conversation:
     """Start a conversation, replacing any the contact had open."""
+    session.info.get(_READ, {}).pop(contact_id, None)  # what was read ahead is old now
     stmt = select(Conversation).where(Conversation.contact_id == contact_id)
     old = (await session.execute(stmt)).scalar_one_or_none()
     if old is not None:
@@ -120,5 +121,6 @@ async def open_conversation(
 
 
 async def close_conversation(session: AsyncSession, conversation: Conversation) -> None:
+    session.info.get(_READ, {}).pop(conversation.contact_id, None)
     await session.delete(conversation)
     await session.flush()
