@@ -83,7 +83,14 @@ async def handle_email(runtime: Runtime, raw: bytes, *, fallback_id: str) -> Out
     async def handle(
         session: AsyncSession, rt: Runtime, row: InboundMessage, msg: InboundText
     ) -> tuple[Reply | None, tuple[ReplyMessage, ...], str | None]:
-        return await _handle(session, rt, row, mail)
+        # What the handling changes on the mail's row goes in one UPDATE at the end
+        # instead of one at each query that follows a change (the handling flushes
+        # explicitly wherever a later query must see its writes: attachments, cases,
+        # conversations, the reply row).
+        with session.no_autoflush:
+            result = await _handle(session, rt, row, mail)
+        await session.flush()
+        return result
 
     return await process(runtime, message, handle)
 

@@ -26,7 +26,7 @@ import aiosmtplib
 from gateway.runtime import Runtime
 from gateway.smtp_link import SmtpLink
 from models.base import utcnow
-from models.messages import OutboundMessage, claim_due
+from models.messages import OutboundMessage, claim_due, record_attempt
 from parsers.addresses import mask
 
 log = logging.getLogger("citygate.outbox")
@@ -126,7 +126,7 @@ async def send_email(runtime: Runtime, row: OutboundMessage, link: SmtpLink | No
             await link.close()
 
 
-async def _claim(runtime: Runtime, limit: int) -> list[int]:
+async def _claim(runtime: Runtime, limit: int) -> list[OutboundMessage]:
     """Take due rows for this worker: a lease that another worker, or this one after a
     crash, may take over once it runs out."""
     async with runtime.sessions.begin() as session:
@@ -146,13 +146,9 @@ async def deliver_due(runtime: Runtime, *, limit: int = 50) -> Delivery:
         await link.close()
 
 
-async def _deliver(runtime: Runtime, row_ids: list[int], link: SmtpLink) -> Delivery:
+async def _deliver(runtime: Runtime, rows: list[OutboundMessage], link: SmtpLink) -> Delivery:
     sent = retried = dead = 0
-    for row_id in row_ids:
-        async with runtime.sessions() as session:
-            row = await session.get(OutboundMessage, row_id)
-        if row is None:
-            continue
+    for row in rows:
         status, error, next_at, provider_id = "sent", None, None, None
         try:
             if row.channel == "sms":
@@ -171,22 +167,20 @@ async def _deliver(runtime: Runtime, row_ids: list[int], link: SmtpLink) -> Deli
                 status = "dead"
             else:
                 status, next_at = "pending", runtime.clock() + backoff(row.attempts)
-        async with runtime.sessions.begin() as session:
-            fresh = await session.get(OutboundMessage, row_id)
-            if fresh is None:
-                continue
-            fresh.status = status
-            fresh.last_error = error[:500] if error else None
-            if provider_id:
-                fresh.provider_id = provider_id
-            if next_at is not None:
-                fresh.next_attempt_at = next_at
-            if status in ("sent", "queued"):
-                fresh.sent_at = utcnow()
+        async with runtime.sessions.begin() as session:  # committed before the next send
+            await record_attempt(
+                session,
+                outbound_id=row.id,
+                status=status,
+                last_error=error[:500] if error else None,
+                provider_id=provider_id or None,
+                next_attempt_at=next_at,
+                sent_at=utcnow() if status in ("sent", "queued") else None,
+            )
         sent += status in ("sent", "queued")
         retried += status == "pending"
         dead += status == "dead"
-        log.info("outbox %s to %s: %s", row_id, mask(row.to_address), status)
+        log.info("outbox %s to %s: %s", row.id, mask(row.to_address), status)
     return Delivery(sent, retried, dead)
 
 

@@ -85,7 +85,11 @@ async def get_or_create_contact(
         return found
     if (channel, address) in read:
         read[(channel, address)] = contact
+    session.info.setdefault(CREATED, set()).add(contact.id)
     return contact
+
+
+CREATED = "citygate.contacts_created"  # session.info: ids of the contacts made here
 
 
 # One statement, no savepoint: a contact created at the same moment by another

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, UTCDateTime, utcnow
-from models.contacts import Contact, remember_contacts
+from models.contacts import CREATED, Contact, remember_contacts
 
 
 class Conversation(Base):
@@ -77,6 +77,8 @@ async def find_conversation(
     read = session.info.get(_READ)
     if read is not None and contact_id in read:
         found = read.pop(contact_id)
+    elif contact_id in session.info.get(CREATED, ()):
+        return None, False  # a contact created in this transaction, no conversation opened
     else:
         found = (await session.execute(_FIND, {"contact_id": contact_id})).scalar_one_or_none()
     if found is None:
@@ -99,6 +101,7 @@ async def open_conversation(
 ) -> Conversation:
     """Start a conversation, replacing any the contact had open."""
     session.info.get(_READ, {}).pop(contact_id, None)  # what was read ahead is old now
+    session.info.get(CREATED, set()).discard(contact_id)
     stmt = select(Conversation).where(Conversation.contact_id == contact_id)
     old = (await session.execute(stmt)).scalar_one_or_none()
     if old is not None:

@@ -24,6 +24,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
@@ -221,9 +222,10 @@ async def count_sent_since(
 
 async def claim_due(
     session: AsyncSession, *, now: datetime, lease: timedelta, limit: int
-) -> list[int]:
+) -> list[OutboundMessage]:
     """Lease due outbox rows to this worker (`FOR UPDATE SKIP LOCKED` on PostgreSQL): a
-    row whose lease runs out is due again, so a crashed worker's rows are taken over."""
+    row whose lease runs out is due again, so a crashed worker's rows are taken over.
+    Returns the rows as leased (usable after the commit: the sessions keep them)."""
     stmt = (
         select(OutboundMessage)
         .where(
@@ -240,7 +242,45 @@ async def claim_due(
         row.status = "sending"
         row.attempts += 1
         row.next_attempt_at = now + lease
-    return [row.id for row in rows]
+    return rows
+
+
+# Built once: one statement records how a delivery attempt ended (no read before it).
+_DELIVERED = (
+    update(OutboundMessage)
+    .where(OutboundMessage.id == bindparam("outbound_id"))
+    .values(
+        status=bindparam("status"),
+        last_error=bindparam("last_error"),
+        provider_id=func.coalesce(bindparam("provider_id"), OutboundMessage.provider_id),
+        next_attempt_at=func.coalesce(bindparam("next_at"), OutboundMessage.next_attempt_at),
+        sent_at=func.coalesce(bindparam("sent_at"), OutboundMessage.sent_at),
+    )
+    .execution_options(synchronize_session=False)
+)
+
+
+async def record_attempt(
+    session: AsyncSession,
+    *,
+    outbound_id: int,
+    status: str,
+    last_error: str | None,
+    provider_id: str | None = None,
+    next_attempt_at: datetime | None = None,
+    sent_at: datetime | None = None,
+) -> None:
+    """How one delivery attempt of an outbox row ended; the fields given as None keep
+    their value, except the error, which is cleared."""
+    params = {
+        "outbound_id": outbound_id,
+        "status": status,
+        "last_error": last_error,
+        "provider_id": provider_id,
+        "next_at": next_attempt_at,
+        "sent_at": sent_at,
+    }
+    await session.execute(_DELIVERED, params)
 
 
 async def outbox_rows(
