@@ -26,7 +26,7 @@ from gateway.runtime import Runtime
 from handlers.base import Context, Reply
 from handlers.registry import dispatch, reply_language, with_language
 from handlers.status import requested_code
-from models.base import utcnow
+from models.base import per_transaction, utcnow
 from models.cases import read_cases
 from models.contacts import get_or_create_contact
 from models.conversations import read_senders
@@ -162,7 +162,9 @@ async def _run_group(runtime: Runtime, jobs: Sequence[_Job]) -> list[_Done]:
     return done
 
 
-_PARSED = "citygate.parsed"  # session.info: body -> its ParsedCommand (same keyword table)
+_PARSED = per_transaction(
+    "citygate.parsed"
+)  # session.info: body -> its ParsedCommand (same keyword table)
 
 
 async def _read_ahead(session: AsyncSession, runtime: Runtime, jobs: Sequence[_Job]) -> None:

@@ -1,12 +1,15 @@
-"""Declarative base, naming convention and the time helpers every model shares."""
+"""Declarative base, naming convention, the time helpers every model shares, and the
+per-transaction memory (`per_transaction`) the read-ahead of a group keeps in
+`session.info`."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import DateTime, MetaData, TypeDecorator
+from sqlalchemy import DateTime, MetaData, TypeDecorator, event
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, Session, SessionTransaction
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -19,6 +22,24 @@ NAMING = {
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+_PER_TRANSACTION: set[str] = set()
+
+
+def per_transaction(key: str) -> str:
+    """A `session.info` key whose value is forgotten when the session's transaction ends
+    (commit or rollback; not a savepoint's end): what was read ahead and locked in one
+    transaction is never taken for true in the next."""
+    _PER_TRANSACTION.add(key)
+    return key
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget(session: Session, transaction: SessionTransaction, *_: Any) -> None:
+    if transaction.parent is None:
+        for key in _PER_TRANSACTION:
+            session.info.pop(key, None)
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, joinedload, mapped_column, relationship
 
-from models.base import Base, UTCDateTime, utcnow
+from models.base import Base, UTCDateTime, per_transaction, utcnow
 from models.contacts import Contact
 
 PIN_ITERATIONS = 20_000
@@ -113,7 +113,7 @@ _FIND_MANY = (  # the events joined in: one statement instead of two
     .where(Case.code.in_(bindparam("codes", expanding=True)))
     .options(joinedload(Case.events))
 )
-_READ = "citygate.cases_read"  # session.info: code -> Case | None
+_READ = per_transaction("citygate.cases_read")  # session.info: code -> Case | None
 
 
 async def read_cases(session: AsyncSession, *, codes: Sequence[str]) -> None:

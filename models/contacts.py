@@ -11,7 +11,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base, UTCDateTime, utcnow
+from models.base import Base, UTCDateTime, per_transaction, utcnow
 
 
 class Contact(Base):
@@ -35,7 +35,9 @@ _FIND = select(Contact).where(
     Contact.channel == bindparam("channel"), Contact.address == bindparam("address")
 )
 _FIND_LOCKED = _FIND.with_for_update()
-_READ = "citygate.contacts_read"  # session.info: (channel, address) -> Contact | None
+_READ = per_transaction(
+    "citygate.contacts_read"
+)  # session.info: (channel, address) -> Contact | None
 
 
 def remember_contacts(
@@ -79,9 +81,11 @@ async def get_or_create_contact(
     params = {"channel": channel, "address": address}
     contact = (await session.scalars(_CREATE_PG if postgres else _CREATE_SQLITE, params)).first()
     if contact is None:  # another transaction created it first: look it up in the table
-        read.pop((channel, address), None)
+        remembered = read.pop((channel, address), False) is not False
         found = await find_contact(session, channel=channel, address=address, lock=lock)
         assert found is not None
+        if remembered:
+            read[(channel, address)] = found  # (locked now, when `lock`)
         return found
     if (channel, address) in read:
         read[(channel, address)] = contact
@@ -89,7 +93,9 @@ async def get_or_create_contact(
     return contact
 
 
-CREATED = "citygate.contacts_created"  # session.info: ids of the contacts made here
+CREATED = per_transaction(
+    "citygate.contacts_created"
+)  # session.info: ids of the contacts made here
 
 
 # One statement, no savepoint: a contact created at the same moment by another

@@ -14,7 +14,7 @@ from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, bindparam, se
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base, UTCDateTime, utcnow
+from models.base import Base, UTCDateTime, per_transaction, utcnow
 from models.contacts import CREATED, Contact, remember_contacts
 
 
@@ -49,7 +49,9 @@ _SENDERS = (
     .order_by(Contact.id)
     .with_for_update(of=Contact)
 )
-_READ = "citygate.conversations_read"  # session.info: contact id -> Conversation | None
+_READ = per_transaction(
+    "citygate.conversations_read"
+)  # session.info: contact id -> Conversation | None
 
 
 async def read_senders(
@@ -100,7 +102,9 @@ async def open_conversation(
     service: str | None = None,
 ) -> Conversation:
     """Start a conversation, replacing any the contact had open."""
-    session.info.get(_READ, {}).pop(contact_id, None)  # what was read ahead is old now
+    # What was read ahead is old now (a safety net: every caller today looks with
+    # `find_conversation` first, which already took it).
+    session.info.get(_READ, {}).pop(contact_id, None)
     session.info.get(CREATED, set()).discard(contact_id)
     stmt = select(Conversation).where(Conversation.contact_id == contact_id)
     old = (await session.execute(stmt)).scalar_one_or_none()

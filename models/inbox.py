@@ -20,7 +20,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
-from models.base import utcnow
+from models.base import per_transaction, utcnow
 from models.messages import InboundMessage, OutboundMessage
 
 
@@ -170,7 +170,7 @@ async def _insert_replies(session: AsyncSession, values: list[dict[str, Any]]) -
     return [made[(v["inbound_id"], v["body"])].pop() for v in values]
 
 
-_DEFERRED = "citygate.deferred_writes"
+_DEFERRED = per_transaction("citygate.deferred_writes")
 
 
 class _Deferred:
