@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from models.cases import change_status, check_pin, create_case, find_case
@@ -103,3 +105,23 @@ async def test_a_verified_pin_is_remembered_and_a_wrong_one_never(monkeypatch):
     assert len(cases._VERIFIED) == 1 and len(slow) == 5
     assert await cases.verify_pin("4821", stored)  # forgotten once the memory was full
     assert len(slow) == 6
+
+
+def test_pins_made_ahead_are_each_handed_out_once_and_check() -> None:
+    """The stock of PINs hashed ahead: every (PIN, hash) it gives checks, none is given
+    twice (each hash has its own salt), it refills in its worker while nobody takes, and
+    a forked child's stock starts empty."""
+    from models import cases
+
+    stock = cases.PinStock(size=4)
+    taken = [stock.take() for _ in range(12)]  # more than it holds: some hashed on the spot
+    assert all(cases.check_pin(pin, hashed) for pin, hashed in taken)
+    assert len({hashed for _pin, hashed in taken}) == 12
+    deadline = time.monotonic() + 30
+    while len(stock._ready) < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(stock._ready) == 4
+    ahead = list(stock._ready)
+    assert [stock.take() for _ in range(4)] == ahead  # handed out in turn, then gone
+    stock.forget()
+    assert not stock._ready
