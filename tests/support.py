@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import os
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
 import pytest
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
 from twilio.request_validator import RequestValidator
 
 from gateway.settings import Settings
@@ -128,3 +132,19 @@ def reply_text(twiml: str) -> str:
     root = ET.fromstring(twiml)
     assert root.tag == "Response"
     return "".join(el.text or "" for el in root.iter("Message"))
+
+
+@contextmanager
+def statements(engine: AsyncEngine) -> Iterator[list[str]]:
+    """The SQL statements sent to the database inside the block."""
+    seen: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement)
+
+    sync = engine.sync_engine
+    event.listen(sync, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(sync, "before_cursor_execute", record)

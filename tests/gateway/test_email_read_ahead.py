@@ -6,11 +6,9 @@ files one case for one new contact and is answered as if the mails came a poll a
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from gateway.email_poller import poll_once
 from gateway.outbox import deliver_due
@@ -23,6 +21,7 @@ from parsers import tracking
 from tests.gateway.test_email import code_of, cycle, mail
 from tests.gateway.test_email import runtime as runtime  # the fixture
 from tests.mailservers import Dovecot, SmtpCapture
+from tests.support import statements
 
 # The land-use form (service 6) in two halves: the first lacks the plate and the use.
 BEGUN = "Service: 6\nPostal code: 1435678911\nDistrict: 6\n"
@@ -39,22 +38,6 @@ def begun(sender: str) -> bytes:
 
 def completed(sender: str) -> bytes:
     return mail(COMPLETED, subject="Land use", sender=sender).as_bytes()
-
-
-@contextmanager
-def statements(runtime: Runtime) -> Iterator[list[str]]:
-    """The SQL statements sent to the database inside the block."""
-    seen: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        seen.append(statement)
-
-    engine = runtime.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 def plain(captured: Any) -> str:
@@ -119,7 +102,7 @@ async def test_a_form_begun_and_completed_in_one_chunk_files_one_case(
     group = runtime.inbound_group
     assert group is not None
     before, fallbacks = group.groups, group.fallbacks
-    with statements(runtime) as seen:
+    with statements(runtime.engine) as seen:
         result = await poll_once(runtime)
     assert (result.fetched, result.handled, result.failed, result.duplicates) == (5, 5, 0, 0)
     assert group.groups == before + 1, "the chunk's mails were not one group"

@@ -8,8 +8,7 @@ from __future__ import annotations
 import asyncio
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from gateway.email_channel import handle_email
 from gateway.pipeline import InboundText, Outcome, process
@@ -27,7 +26,7 @@ from models.contacts import Contact, get_or_create_contact
 from models.conversations import Conversation
 from models.messages import InboundMessage, OutboundMessage
 from parsers import tracking
-from tests.support import Twilio, make_settings, sms_params
+from tests.support import Twilio, make_settings, sms_params, statements
 
 DESK = "desk@city.example"
 POSTAL = "1435678911"
@@ -66,22 +65,6 @@ async def together(runtime: Runtime, messages: list[Any]) -> list[Outcome]:
     assert group.groups == before + 1, "the messages were not one group"
     assert group.fallbacks == fallbacks, "the group failed and its messages ran alone"
     return list(outcomes)
-
-
-@contextmanager
-def statements(runtime: Runtime) -> Iterator[list[str]]:
-    """The SQL statements sent to the database inside the block."""
-    seen: list[str] = []
-
-    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        seen.append(statement)
-
-    engine = runtime.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
 
 
 async def a_case(runtime: Runtime, channel: str, address: str) -> tuple[str, str]:
@@ -224,7 +207,7 @@ async def test_new_senders_in_one_group_get_one_contact_each(runtime: Runtime) -
     messages = [sms("HELP", new), sms("LANG fa", new), sms("HELP", new)]
     messages += [sms("HELP", who) for who in others]
     await process(runtime, sms("HELP", sender(9_999_999)))  # the group commit exists
-    with statements(runtime) as seen:
+    with statements(runtime.engine) as seen:
         outcomes = await together(runtime, messages)
 
     keys = [o.reply_key for o in outcomes]
@@ -298,7 +281,7 @@ async def test_statements_per_group_do_not_grow_with_the_group(runtime: Runtime)
     counts, expected = [], []
     for size in (8, 32):
         messages = [sms(texts[(n + 1) % 4], who) for n, who in enumerate(senders[:size])]
-        with statements(runtime) as seen:
+        with statements(runtime.engine) as seen:
             outcomes = await together(runtime, messages)
         counts.append(len(seen))
         expected.append([o.reply_key for o in outcomes])
