@@ -2,12 +2,16 @@
 
 Every edge (Twilio webhook, simulator, email poller) hands an `InboundText` to
 `process`. Messages arriving together share one transaction (`gateway.group_commit`):
-stored, handled, their replies recorded, one commit; no answer leaves before its
-message is durable. A group that fails is undone and each message runs alone: stored
-and committed first, then handled, a handler's failure recorded on the row and answered
-politely. A second delivery of the same provider id gets the reply already given and
-changes nothing. Messages of one contact are handled one at a time (the contact row is
-locked), so two texts sent together can neither skip a form step nor file a case twice.
+stored, handled, their replies recorded, one commit; no answer leaves before its message
+is durable. What a group's handlers will look up (the senders' contacts and open
+conversations, the cases asked about) is read for the whole group first, and their
+replies and "handled" marks are written for the whole group at its end: a few statements
+a group instead of several a message. A group that fails is undone and each message runs
+alone: stored and committed first, then handled, a handler's failure recorded on the row
+and answered politely. A second delivery of the same provider id gets the reply already
+given and changes nothing. Messages of one contact are handled one at a time (the
+contact row is locked), so two texts sent together can neither skip a form step nor file
+a case twice.
 """
 
 from __future__ import annotations
@@ -162,9 +166,8 @@ async def _run_group(runtime: Runtime, jobs: Sequence[_Job]) -> list[_Done]:
     return done
 
 
-_PARSED = per_transaction(
-    "citygate.parsed"
-)  # session.info: body -> its ParsedCommand (same keyword table)
+# session.info: a text -> its ParsedCommand (one keyword table for the transaction)
+_PARSED = per_transaction("citygate.parsed")
 
 
 async def _read_ahead(session: AsyncSession, runtime: Runtime, jobs: Sequence[_Job]) -> None:
