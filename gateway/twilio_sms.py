@@ -161,14 +161,65 @@ def _refusal(exc: Refused) -> Response:
 
 
 def render_twiml(messages: list[tuple[str, str | None]]) -> str:
-    """TwiML with one <Message> per reply message, each with its status callback URL."""
-    response = MessagingResponse()
+    """TwiML with one <Message> per reply message, each with its status callback URL:
+    what `MessagingResponse` writes, character for character. Each <Message> is written
+    by it once per text and kept (`_message`); only the callback URL, which names the
+    reply's own row, is put in each time."""
+    if not messages:
+        return _EMPTY
+    parts = []
     for body, status_callback in messages:
         if status_callback:
-            response.message(body, action=status_callback, method="POST")
+            parts.append(_message(body, True).replace(_URL_SLOT, _attribute(status_callback), 1))
         else:
-            response.message(body)
-    return str(response)
+            parts.append(_message(body, False))
+    return _HEAD + "".join(parts) + _TAIL
+
+
+def _frame() -> tuple[str, str]:
+    """What `MessagingResponse` writes before its first <Message> and after its last."""
+    response = MessagingResponse()
+    response.message("x")
+    whole = str(response)
+    return whole.split("<Message", 1)[0], whole[whole.rindex("</Message>") + len("</Message>") :]
+
+
+_EMPTY = str(MessagingResponse())
+_HEAD, _TAIL = _frame()
+_URL_SLOT = "citygate-status-callback"  # nothing in it is escaped in an attribute
+
+
+@lru_cache(maxsize=1024)
+def _message(body: str, with_callback: bool) -> str:
+    """One <Message> as `MessagingResponse` writes it; the callback URL a slot (the first
+    place the slot appears: attributes come before the text)."""
+    response = MessagingResponse()
+    if with_callback:
+        response.message(body, action=_URL_SLOT, method="POST")
+    else:
+        response.message(body)
+    whole = str(response)
+    assert whole.startswith(_HEAD) and whole.endswith(_TAIL)
+    return whole[len(_HEAD) : -len(_TAIL)]
+
+
+def _attribute(value: str) -> str:
+    """An attribute value escaped as ElementTree escapes it."""
+    for char, entity in _ATTRIBUTE_ENTITIES:
+        if char in value:
+            value = value.replace(char, entity)
+    return value
+
+
+_ATTRIBUTE_ENTITIES = (
+    ("&", "&amp;"),
+    ("<", "&lt;"),
+    (">", "&gt;"),
+    ('"', "&quot;"),
+    ("\r", "&#13;"),
+    ("\n", "&#10;"),
+    ("\t", "&#09;"),
+)
 
 
 @lru_cache(maxsize=8192)
@@ -181,6 +232,20 @@ def _sender(raw_from: str, region: str) -> str:
         return normalize_phone(address, region)
     except ParseError:
         return address  # an alphanumeric sender or short code: kept as given
+
+
+def _raw(form: ImmutableMultiDict[str, str]) -> dict[str, str | list[str]]:
+    """The form as stored on the row: a repeated field as the list of its values."""
+    raw: dict[str, str | list[str]] = {}
+    for key, value in form.multi_items():
+        earlier = raw.get(key)
+        if earlier is None:
+            raw[key] = value
+        elif isinstance(earlier, list):
+            earlier.append(value)
+        else:
+            raw[key] = [earlier, value]
+    return raw
 
 
 @router.post("/sms/twilio", response_class=Response)
@@ -204,7 +269,7 @@ async def inbound_sms(request: Request, runtime: RuntimeDep) -> Response:
             from_address=_sender(decoded.from_, runtime.config.default_region),
             to_address=decoded.to,
             body=body,
-            raw={k: form.getlist(k) if len(form.getlist(k)) > 1 else form[k] for k in form},
+            raw=_raw(form),
         ),
     )
     base = runtime.settings.public_url or str(request.base_url).rstrip("/")

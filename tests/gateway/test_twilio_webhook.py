@@ -97,6 +97,18 @@ async def test_real_shaped_webhook_bodies_are_answered(twilio: Twilio, app):
     assert count == len(bodies)
 
 
+async def test_the_whole_form_is_kept_on_the_row_repeated_fields_as_lists(twilio: Twilio, app):
+    params = list(sms_params("HELP", "+989121234567").items())
+    params += [("MediaUrl0", "https://m.example/1"), ("Tag", "a"), ("Tag", ""), ("Tag", "c")]
+    response = await twilio.post(params)
+    assert response.status_code == 200
+    async with app.state.runtime.sessions() as session:
+        row = (await session.execute(select(InboundMessage))).scalar_one()
+    assert row.raw["Tag"] == ["a", "", "c"]
+    assert row.raw["MediaUrl0"] == "https://m.example/1"
+    assert row.raw["Body"] == "HELP" and row.raw["MessageSid"] == dict(params)["MessageSid"]
+
+
 async def test_same_message_sid_twice_one_row_same_reply(twilio: Twilio, app):
     params = sms_params("LANG en")
     first = await twilio.post(params)
