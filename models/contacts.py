@@ -35,9 +35,8 @@ _FIND = select(Contact).where(
     Contact.channel == bindparam("channel"), Contact.address == bindparam("address")
 )
 _FIND_LOCKED = _FIND.with_for_update()
-_READ = per_transaction(
-    "citygate.contacts_read"
-)  # session.info: (channel, address) -> Contact | None
+# session.info: (channel, address) -> Contact | None, what this transaction read ahead
+_READ = per_transaction("citygate.contacts_read")
 
 
 def remember_contacts(
@@ -93,9 +92,8 @@ async def get_or_create_contact(
     return contact
 
 
-CREATED = per_transaction(
-    "citygate.contacts_created"
-)  # session.info: ids of the contacts made here
+# session.info: the ids of the contacts this transaction created
+CREATED = per_transaction("citygate.contacts_created")
 
 
 # One statement, no savepoint: a contact created at the same moment by another

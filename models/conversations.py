@@ -49,9 +49,8 @@ _SENDERS = (
     .order_by(Contact.id)
     .with_for_update(of=Contact)
 )
-_READ = per_transaction(
-    "citygate.conversations_read"
-)  # session.info: contact id -> Conversation | None
+# session.info: contact id -> Conversation | None, what this transaction read ahead
+_READ = per_transaction("citygate.conversations_read")
 
 
 async def read_senders(
