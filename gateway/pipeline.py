@@ -28,8 +28,7 @@ from gateway.group_commit import GroupCommit
 from gateway.metrics import INBOUND, REPLIES
 from gateway.runtime import Runtime
 from handlers.base import Context, Reply
-from handlers.registry import dispatch, reply_language, with_language
-from handlers.status import requested_code
+from handlers.registry import case_asked_about, dispatch, reply_language, with_language
 from models.base import per_transaction, utcnow
 from models.cases import read_cases
 from models.contacts import get_or_create_contact
@@ -190,7 +189,7 @@ async def _read_ahead(session: AsyncSession, runtime: Runtime, jobs: Sequence[_J
     for msg in texts:
         command = parsed.get(msg.body) or parse(msg.body, table)
         parsed[msg.body] = command
-        code = requested_code(command)
+        code = case_asked_about(command)
         if code is not None:
             codes.append(code)
     await read_cases(session, codes=codes)

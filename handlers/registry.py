@@ -33,6 +33,12 @@ HANDLERS: MappingProxyType[str, Handler] = MappingProxyType(
 ALWAYS_ACT = frozenset({help.COMMAND, stop.COMMAND, exit.COMMAND})
 
 
+def case_asked_about(command: ParsedCommand) -> str | None:
+    """The tracking code a command will look up, if any: the pipeline reads a whole
+    group's cases in one statement before handling it. (Only STATUS looks one up.)"""
+    return status.requested_code(command)
+
+
 def reply_language(command: ParsedCommand, ctx: Context, default: str) -> str:
     if ctx.contact.language:
         return ctx.contact.language

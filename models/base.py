@@ -8,8 +8,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import DateTime, MetaData, TypeDecorator, event
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Session, SessionTransaction
+from sqlalchemy.sql.dml import ReturningInsert
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -63,3 +67,21 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
+
+
+class InsertNew:
+    """`INSERT … ON CONFLICT (key) DO NOTHING RETURNING` the rows, built once for each
+    dialect (a statement made per call costs more than running it): a row whose key is
+    already stored is left alone and not returned, so a racing insert neither fails nor
+    doubles."""
+
+    def __init__(self, model: type[Base], *key: str) -> None:
+        postgres = pg_insert(model).on_conflict_do_nothing(index_elements=key)
+        sqlite = sqlite_insert(model).on_conflict_do_nothing(index_elements=key)
+        self._postgres: ReturningInsert[Any] = postgres.returning(model)
+        self._sqlite: ReturningInsert[Any] = sqlite.returning(model)
+
+    def on(self, session: AsyncSession) -> ReturningInsert[Any]:
+        """The statement for the database `session` talks to."""
+        postgres = session.get_bind().dialect.name == "postgresql"
+        return self._postgres if postgres else self._sqlite

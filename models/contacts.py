@@ -6,12 +6,10 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import Boolean, Integer, String, UniqueConstraint, bindparam, or_, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base, UTCDateTime, per_transaction, utcnow
+from models.base import Base, InsertNew, UTCDateTime, per_transaction, utcnow
 
 
 class Contact(Base):
@@ -76,9 +74,8 @@ async def get_or_create_contact(
     if found is not None:
         return found
     read = session.info.get(_READ, {})
-    postgres = session.get_bind().dialect.name == "postgresql"
     params = {"channel": channel, "address": address}
-    contact = (await session.scalars(_CREATE_PG if postgres else _CREATE_SQLITE, params)).first()
+    contact: Contact | None = (await session.scalars(_CREATE.on(session), params)).first()
     if contact is None:  # another transaction created it first: look it up in the table
         remembered = read.pop((channel, address), False) is not False
         found = await find_contact(session, channel=channel, address=address, lock=lock)
@@ -98,16 +95,7 @@ CREATED = per_transaction("citygate.contacts_created")
 
 # One statement, no savepoint: a contact created at the same moment by another
 # transaction is left alone (PostgreSQL waits for that transaction first) and looked up.
-_CREATE_PG = (
-    pg_insert(Contact)
-    .on_conflict_do_nothing(index_elements=["channel", "address"])
-    .returning(Contact)
-)
-_CREATE_SQLITE = (
-    sqlite_insert(Contact)
-    .on_conflict_do_nothing(index_elements=["channel", "address"])
-    .returning(Contact)
-)
+_CREATE = InsertNew(Contact, "channel", "address")
 
 
 def set_opt_out(contact: Contact, *, opted_out: bool) -> None:

@@ -15,12 +15,10 @@ from datetime import datetime
 from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Table, bindparam, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
-from models.base import per_transaction, utcnow
+from models.base import InsertNew, per_transaction, utcnow
 from models.messages import InboundMessage, OutboundMessage
 
 
@@ -55,16 +53,7 @@ async def store_inbound(session: AsyncSession, message: NewInbound) -> tuple[Inb
 
 # Built once (a statement made per call costs more than running it); a group's rows go
 # in one INSERT … VALUES (…), (…) ON CONFLICT DO NOTHING RETURNING (insertmanyvalues).
-_STORE_PG = (
-    pg_insert(InboundMessage)
-    .on_conflict_do_nothing(index_elements=["channel", "provider_id"])
-    .returning(InboundMessage)
-)
-_STORE_SQLITE = (
-    sqlite_insert(InboundMessage)
-    .on_conflict_do_nothing(index_elements=["channel", "provider_id"])
-    .returning(InboundMessage)
-)
+_STORE = InsertNew(InboundMessage, "channel", "provider_id")
 
 
 async def store_inbound_group(
@@ -72,8 +61,7 @@ async def store_inbound_group(
 ) -> list[tuple[InboundMessage, bool]]:
     """`store_inbound` for a whole group in one statement: (row, is_new) per message, in
     order. A provider id already stored, or twice in the group, is new only once."""
-    postgres = session.get_bind().dialect.name == "postgresql"
-    stmt = _STORE_PG if postgres else _STORE_SQLITE
+    stmt = _STORE.on(session)
     now = utcnow()
     params = [{**m._asdict(), "attempts": 1, "received_at": now} for m in messages]
     rows = (await session.scalars(stmt, params)).all()
