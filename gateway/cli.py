@@ -38,9 +38,11 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="worker processes")] = 1,
     poller: Annotated[bool, typer.Option(help="poll the mailbox (when IMAP is set)")] = True,
     outbox: Annotated[bool, typer.Option(help="send queued mail (when SMTP is set)")] = True,
+    http: Annotated[bool, typer.Option(help="serve HTTP (webhook, API, admin, health)")] = True,
 ) -> None:
     """Run the gateway: HTTP (Twilio webhook, operator API, health), the email poller and
-    the outbox worker in one process; --no-poller / --no-outbox turn parts off."""
+    the outbox worker in one process; --no-http / --no-poller / --no-outbox turn parts
+    off, so that at scale each runs in processes of its own (docs/OPERATIONS.md)."""
     import uvicorn
 
     logging.getLogger().setLevel(logging.INFO)
@@ -65,6 +67,8 @@ def serve(
             await runtime.close()
 
     asyncio.run(prepare())
+    if not http:
+        raise typer.Exit(_serve_workers(settings))
     if settings.twilio_auth_token is None:
         err.print(f"[bold red]{DEV_MODE_BANNER}[/bold red]")
     if workers > 1 and runtime.is_sqlite:
@@ -81,6 +85,38 @@ def serve(
         proxy_headers=True,
         log_level="info",
     )
+
+
+def _serve_workers(settings: Settings) -> int:
+    """`serve --no-http`: the poller and the outbox worker alone, until SIGTERM or SIGINT."""
+    import signal
+
+    from gateway.app import start_workers
+
+    async def work() -> int:
+        runtime = Runtime.create(settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        try:
+            tasks = start_workers(runtime, stop)
+            if not tasks:
+                err.print(
+                    "nothing to run: --no-http, and neither the poller (IMAP) nor the "
+                    "outbox (SMTP or Twilio REST) is configured and turned on"
+                )
+                return 2
+            logging.getLogger("citygate").info(
+                "serving without HTTP: %s", ", ".join(t.get_name() for t in tasks)
+            )
+            await stop.wait()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            return 0
+        finally:
+            await runtime.close()
+
+    return asyncio.run(work())
 
 
 @app.command("poll-email")

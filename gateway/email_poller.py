@@ -7,7 +7,8 @@ one cannot be handled; the UIDVALIDITY+UID cursor advances past the chunk either
 so one bad message never blocks the rest. A crash mid-chunk reads the chunk again and
 the stored provider ids answer each message once. Every IMAP command has a timeout; a
 dropped connection is retried with backoff; IDLE is used when the server offers it,
-polling otherwise.
+polling otherwise. Only the process holding the mailbox's lock polls it
+(`gateway.mailbox_lock`); the others stand by and take over when it dies.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from dataclasses import dataclass
 from aioimaplib import IMAP4, IMAP4_SSL, Command, Response
 
 from gateway.email_channel import handle_email
+from gateway.mailbox_lock import AdvisoryLock, mailbox_lock
 from gateway.runtime import Runtime
+from gateway.settings import Settings
 from models.mail import get_cursor, save_cursor
 from models.messages import InboundMessage
 
@@ -139,7 +142,7 @@ async def poll_once(runtime: Runtime, client: IMAP4 | None = None) -> PollResult
         validity_match = _UIDVALIDITY.search(text)
         validity = int(validity_match.group(1)) if validity_match else 0
         uidnext_match = _UIDNEXT.search(text)
-        key = f"{s.imap_user}@{s.imap_host}/{s.imap_mailbox}"
+        key = mailbox_key(s)
         async with runtime.sessions.begin() as session:
             cursor = await get_cursor(session, mailbox=key)
             if cursor is None or cursor.uidvalidity != validity:
@@ -246,19 +249,80 @@ async def _record_failure(
         )
 
 
+def mailbox_key(settings: Settings) -> str:
+    """The mailbox's name in the cursor table and in its lock: `user@host/folder`."""
+    return f"{settings.imap_user}@{settings.imap_host}/{settings.imap_mailbox}"
+
+
 async def run_poller(runtime: Runtime, stop: asyncio.Event) -> None:
-    """Poll until `stop` is set: IDLE when offered, else every `imap_poll_seconds`;
-    reconnect with exponential backoff after any failure."""
+    """Poll until `stop` is set, while this process holds the mailbox's lock
+    (`gateway.mailbox_lock`: one poller per mailbox across processes and hosts); stand by
+    and try again every `poller_lock_retry` seconds while another process holds it."""
     s = runtime.settings
-    failures = 0
+    key = mailbox_key(s)
+    lock = mailbox_lock(runtime.engine, key, s.data_dir)
+    if isinstance(lock, AdvisoryLock):
+        lock.heartbeat = s.poller_lock_retry
+    standing_by = False
     while not stop.is_set():
         try:
+            held = await lock.acquire()
+        except Exception as exc:
+            log.warning("mailbox lock of %s: database unreachable (%s)", key, type(exc).__name__)
+            held = False
+        if not held:
+            if not standing_by:
+                log.info("mailbox %s is polled by another process; standing by", key)
+                standing_by = True
+            await _pause(stop, s.poller_lock_retry)
+            continue
+        standing_by = False
+        log.info("polling mailbox %s (this process holds its lock)", key)
+        halt = asyncio.Event()
+        relay = asyncio.create_task(_set_on_either(stop, lock.lost, halt))
+        try:
+            await _poll_while(runtime, halt)
+        finally:
+            relay.cancel()
+            await lock.release()
+        if not stop.is_set():
+            log.warning("stopped polling mailbox %s: its lock was lost", key)
+
+
+async def _set_on_either(
+    first: asyncio.Event, second: asyncio.Event, target: asyncio.Event
+) -> None:
+    waits = [asyncio.ensure_future(first.wait()), asyncio.ensure_future(second.wait())]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        target.set()
+    finally:
+        for waiting in waits:
+            waiting.cancel()
+
+
+async def _pause(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except TimeoutError:
+        pass
+
+
+async def _poll_while(runtime: Runtime, halt: asyncio.Event) -> None:
+    """Poll until `halt` is set: IDLE when offered, else every `imap_poll_seconds`;
+    reconnect after any failure, backing off exponentially up to `imap_retry_max`."""
+    s = runtime.settings
+    failures = 0
+    while not halt.is_set():
+        try:
             client = await connect(runtime)
+            if failures:
+                log.info("mailbox reachable again after %d failed attempt(s)", failures)
             failures = 0
             try:
-                while not stop.is_set():
+                while not halt.is_set():
                     await poll_once(runtime, client)
-                    await _wait_for_mail(client, stop, s.imap_poll_seconds, s.imap_idle)
+                    await _wait_for_mail(client, halt, s.imap_poll_seconds, s.imap_idle)
             finally:
                 try:
                     await asyncio.wait_for(client.logout(), s.imap_timeout)
@@ -266,12 +330,9 @@ async def run_poller(runtime: Runtime, stop: asyncio.Event) -> None:
                     pass
         except Exception as exc:
             failures += 1
-            delay = min(300.0, 2.0 ** min(failures, 8)) * random.uniform(0.5, 1.0)
+            delay = min(s.imap_retry_max, 2.0 ** min(failures, 8)) * random.uniform(0.5, 1.0)
             log.warning("mailbox poll failed (%s); retrying in %.0f s", type(exc).__name__, delay)
-            try:
-                await asyncio.wait_for(stop.wait(), delay)
-            except TimeoutError:
-                pass
+            await _pause(halt, delay)
 
 
 async def _wait_for_mail(client: IMAP4, stop: asyncio.Event, seconds: float, idle: bool) -> None:

@@ -112,6 +112,10 @@ class Settings(BaseSettings):
     imap_poll_seconds: float = Field(default=60, gt=0)
     imap_timeout: float = Field(default=30, gt=0)
     imap_idle: bool = True
+    # Longest pause between attempts to reach an unreachable IMAP server.
+    imap_retry_max: float = Field(default=30, gt=0)
+    # How often a standing-by poller tries the mailbox's lock, and the holder checks it.
+    poller_lock_retry: float = Field(default=5, gt=0)
     # Messages the poller fetches and handles together (they share group commits).
     imap_chunk: int = Field(default=32, gt=0)
     smtp_timeout: float = Field(default=30, gt=0)
