@@ -22,6 +22,8 @@ from gateway import (
     stats,
     twilio_sms,
 )
+from gateway.body_limit import BodyLimit
+from gateway.metrics import ERRORS
 from gateway.runtime import Runtime
 from gateway.settings import CityConfig, ConfigError, Settings, load_settings
 
@@ -33,9 +35,10 @@ DEV_MODE_BANNER = (
 )
 
 
-def check_startable(settings: Settings) -> None:
-    """Refuse settings the gateway must not run with."""
-    if settings.twilio_auth_token is None and not settings.dev_mode:
+def check_startable(settings: Settings, *, http: bool = True) -> None:
+    """Refuse settings the gateway must not run with. The auth token guards the webhook:
+    a process without HTTP (`serve --no-http`) takes no webhook and needs none."""
+    if http and settings.twilio_auth_token is None and not settings.dev_mode:
         raise ConfigError(
             "environment: TWILIO_AUTH_TOKEN: not set; set it to the account's auth token, "
             "or set CITYGATE_DEV_MODE=1 to accept unsigned requests from loopback only"
@@ -83,6 +86,7 @@ def create_app(settings: Settings, config: CityConfig | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.runtime = runtime
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     app.include_router(twilio_sms.router)
     app.include_router(api_cases.router)
     app.include_router(api_mail.router)
@@ -94,6 +98,7 @@ def create_app(settings: Settings, config: CityConfig | None = None) -> FastAPI:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        ERRORS.labels(part="http").inc()
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         return JSONResponse({"detail": "internal error"}, status_code=500)
 

@@ -56,7 +56,7 @@ def serve(
     if not outbox:
         os.environ["CITYGATE_RUN_OUTBOX"] = "0"
     settings = _settings()
-    check_startable(settings)
+    check_startable(settings, http=http)
     runtime = Runtime.create(settings)
 
     async def prepare() -> None:

@@ -29,6 +29,7 @@ from gateway.email_render import (
 from gateway.pipeline import InboundText, Outcome, ReplyMessage, process
 from gateway.runtime import Runtime
 from handlers.base import Context, Reply
+from handlers.limits import Admission, take_message
 from handlers.registry import dispatch
 from handlers.submission import Rejected, submit
 from models.cases import Case, CaseEvent, find_case
@@ -128,15 +129,22 @@ async def _handle(
         now=runtime.clock(),
         document=True,
         trusted=_trusted(parsed, settings.mail_trusted_authserv_id),
+        limits=settings.limits("email"),
     )
-    case = await _thread_case(session, runtime, parsed, contact, ctx.trusted)
-    reply, command = await _decide(session, runtime, row, mail, ctx, case)
+    admission, reply = await take_message(ctx)
+    case: Case | None = None
+    command = None
+    if admission is Admission.ADMIT:
+        case = await _thread_case(session, runtime, parsed, contact, ctx.trusted)
+        reply, command = await _decide(session, runtime, row, mail, ctx, case)
+        row.outcome = "handled"
+    else:  # kept (the raw mail is stored) but not acted on: no case, no attachment
+        row.outcome = "refused: rate limit"
     row.reply_text = reply.text if reply else None
-    row.outcome = "handled"
     if reply is None:
         return None, (), command
     if not await _under_cap(session, runtime, address):
-        row.outcome = "handled; reply suppressed by the per-address cap"
+        row.outcome = f"{row.outcome}; reply suppressed by the per-address cap"
         return reply, (), command
     outbound = await _queue_reply(session, runtime, row, mail, ctx, reply, case)
     return reply, (ReplyMessage(reply.text, outbound.id),), command

@@ -24,6 +24,7 @@ from aioimaplib import IMAP4, IMAP4_SSL, Command, Response
 
 from gateway.email_channel import handle_email
 from gateway.mailbox_lock import AdvisoryLock, mailbox_lock
+from gateway.metrics import ERRORS, POLLER_HOLDS, POLLER_LAST_SUCCESS, POLLER_MAIL
 from gateway.runtime import Runtime
 from gateway.settings import Settings
 from models.mail import get_cursor, save_cursor
@@ -209,17 +210,22 @@ async def _handle_one(
     s = runtime.settings
     if raw is None:
         result.failed += 1
+        POLLER_MAIL.labels(outcome="failed").inc()
+        ERRORS.labels(part="poller").inc()
         log.error("message uid %d of %s had no body", uid, key)
         return s.imap_failed_folder
     try:
         outcome = await handle_email(runtime, raw, fallback_id=f"{key}:{validity}:{uid}")
     except Exception as exc:
         result.failed += 1
+        POLLER_MAIL.labels(outcome="failed").inc()
+        ERRORS.labels(part="poller").inc()
         log.exception("message uid %d of %s could not be handled", uid, key)
         await _record_failure(runtime, key, validity, uid, raw, exc)
         return s.imap_failed_folder
     result.duplicates += outcome.duplicate
     result.handled += not outcome.duplicate
+    POLLER_MAIL.labels(outcome="repeat" if outcome.duplicate else "handled").inc()
     return s.imap_processed_folder
 
 
@@ -280,9 +286,11 @@ async def run_poller(runtime: Runtime, stop: asyncio.Event) -> None:
         log.info("polling mailbox %s (this process holds its lock)", key)
         halt = asyncio.Event()
         relay = asyncio.create_task(_set_on_either(stop, lock.lost, halt))
+        POLLER_HOLDS.set(1)
         try:
             await _poll_while(runtime, halt)
         finally:
+            POLLER_HOLDS.set(0)
             relay.cancel()
             await lock.release()
         if not stop.is_set():
@@ -322,6 +330,7 @@ async def _poll_while(runtime: Runtime, halt: asyncio.Event) -> None:
             try:
                 while not halt.is_set():
                     await poll_once(runtime, client)
+                    POLLER_LAST_SUCCESS.set_to_current_time()
                     await _wait_for_mail(client, halt, s.imap_poll_seconds, s.imap_idle)
             finally:
                 try:
@@ -330,6 +339,7 @@ async def _poll_while(runtime: Runtime, halt: asyncio.Event) -> None:
                     pass
         except Exception as exc:
             failures += 1
+            ERRORS.labels(part="poller").inc()
             delay = min(s.imap_retry_max, 2.0 ** min(failures, 8)) * random.uniform(0.5, 1.0)
             log.warning("mailbox poll failed (%s); retrying in %.0f s", type(exc).__name__, delay)
             await _pause(halt, delay)

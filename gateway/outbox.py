@@ -23,6 +23,7 @@ from email.utils import parseaddr
 
 import aiosmtplib
 
+from gateway.metrics import ERRORS, OUTBOX_SENDS
 from gateway.runtime import Runtime
 from gateway.smtp_link import SmtpLink
 from models.base import utcnow
@@ -177,6 +178,10 @@ async def _deliver(runtime: Runtime, rows: list[OutboundMessage], link: SmtpLink
                 next_attempt_at=next_at,
                 sent_at=utcnow() if status in ("sent", "queued") else None,
             )
+        result = {"queued": "sent", "pending": "retry"}.get(status, status)
+        OUTBOX_SENDS.labels(channel=row.channel, result=result).inc()
+        if error is not None:
+            ERRORS.labels(part="outbox").inc()
         sent += status in ("sent", "queued")
         retried += status == "pending"
         dead += status == "dead"

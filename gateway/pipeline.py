@@ -25,9 +25,10 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.group_commit import GroupCommit
-from gateway.metrics import INBOUND, REPLIES
+from gateway.metrics import ERRORS, INBOUND, REPLIES
 from gateway.runtime import Runtime
 from handlers.base import Context, Reply
+from handlers.limits import Admission, take_message
 from handlers.registry import case_asked_about, dispatch, reply_language, with_language
 from models.base import per_transaction, utcnow
 from models.cases import read_cases
@@ -48,6 +49,8 @@ from parsers.addresses import mask
 from parsers.grammar import ParsedCommand, parse
 
 log = logging.getLogger("citygate.pipeline")
+# Commands no rate limit holds back: a citizen can always opt out.
+UNLIMITED = frozenset({"stop"})
 
 
 @dataclass(frozen=True)
@@ -243,6 +246,7 @@ async def _alone(runtime: Runtime, job: _Job) -> _Done:
             finish = await _in_transaction(session, runtime, job, row, is_new, True)
         return finish()
     except Exception:
+        ERRORS.labels(part="handler").inc()
         log.exception("handling %s message %s failed", msg.channel, inbound_id)
         text = runtime.config.text("internal_error", runtime.config.default_language)
         async with runtime.sessions.begin() as session:
@@ -302,6 +306,7 @@ async def _handle(
     )
     table = await runtime.keyword_table(session)
     command = session.info.get(_PARSED, {}).get(msg.body) or parse(msg.body, table)
+    limits = runtime.settings.limits(msg.channel)
     ctx = Context(
         session=session,
         texts=runtime.config,
@@ -309,18 +314,24 @@ async def _handle(
         language=runtime.config.default_language,
         keywords=table,
         now=runtime.clock(),
+        limits=limits,
     )
     ctx = with_language(ctx, reply_language(command, ctx, runtime.config.default_language))
-    reply = await dispatch(command, ctx)
+    admission, reply = Admission.ADMIT, None
+    if command.command not in UNLIMITED:
+        admission, reply = await take_message(ctx)
+    if admission is Admission.ADMIT:
+        reply = await dispatch(command, ctx)
+    parts = reply.parts if reply is not None else ()
     ids = await record_reply(
         session,
         row,
         contact_id=contact.id,
         command=command.command,
-        parts=reply.parts,
+        parts=parts,
         now=ctx.now,
+        outcome="handled" if admission is Admission.ADMIT else "refused: rate limit",
     )
-    parts = reply.parts
 
     def sent() -> tuple[ReplyMessage, ...]:
         return tuple(ReplyMessage(part, id_) for part, id_ in zip(parts, ids, strict=True))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import (
@@ -21,6 +21,9 @@ from pydantic import (
     field_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from handlers.limits import Limits
 
 from gateway.city import (
     COMMANDS,
@@ -100,6 +103,8 @@ class Settings(BaseSettings):
     smtp_ca_file: Path | None = None
     mail_from: str | None = None
     max_body_chars: int = Field(default=1600, gt=0)
+    # Longest HTTP request body any route accepts (gateway.body_limit); 413 past it.
+    max_request_bytes: int = Field(default=1024 * 1024, gt=0)
     # Most inbound messages one transaction may hold (gateway.group_commit); 1 = no groups.
     group_commit_max: int = Field(default=64, gt=0)
     # SQLite's `synchronous` in WAL mode (models.db.make_engine says what each costs).
@@ -129,8 +134,27 @@ class Settings(BaseSettings):
     mail_reply_cap_day: int = Field(default=40, ge=0)
     mail_trusted_authserv_id: str | None = None
     outbox_max_attempts: int = Field(default=8, gt=0)
+    # Abuse limits per sender (handlers.limits); 0 messages or failures turns one off.
+    sms_limit_messages: int = Field(default=20, ge=0)
+    sms_limit_seconds: float = Field(default=600, gt=0)
+    mail_limit_messages: int = Field(default=20, ge=0)
+    mail_limit_seconds: float = Field(default=3600, gt=0)
+    lookup_limit_failures: int = Field(default=5, ge=0)
+    lookup_limit_seconds: float = Field(default=3600, gt=0)
     run_poller: bool = True
     run_outbox: bool = True
+
+    def limits(self, channel: str) -> Limits:
+        """The abuse limits of senders on `channel` (`sms` or `email`)."""
+        from handlers.limits import Limits
+
+        email = channel == "email"
+        return Limits(
+            messages=self.mail_limit_messages if email else self.sms_limit_messages,
+            window=self.mail_limit_seconds if email else self.sms_limit_seconds,
+            lookup_failures=self.lookup_limit_failures,
+            lookup_window=self.lookup_limit_seconds,
+        )
 
     def operators(self) -> dict[str, str]:
         """Operator name -> token, from CITYGATE_ADMIN_TOKEN ("admin"), the list and the file.

@@ -9,6 +9,7 @@ from typing import Literal, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.limits import Limits
 from models.contacts import Contact
 from parsers.display import localize_digits
 from parsers.fields import FieldSpec, Labelled
@@ -114,6 +115,8 @@ class Context:
     # False when the sender's identity is not proven (an email without a passing
     # Authentication-Results): such a sender is a stranger even to its own cases.
     trusted: bool = True
+    # The sender's abuse limits (handlers.limits): STATUS counts failed lookups with them.
+    limits: Limits = field(default_factory=Limits)
 
     def say(self, key: str, **values: object) -> str:
         """The text `key` in the contact's language, digits localised."""

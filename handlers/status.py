@@ -5,6 +5,10 @@ learn whether a code is in use. A code whose check digits are wrong is a typing 
 and is told so; it never reaches the database. The reply names the service, the status,
 the date of the last change (Jalali in Persian), the expected completion date while the
 case is open, and the latest public note as far as the SMS budget allows.
+
+Lookups that find nothing are counted per sender (`handlers.limits`); past the limit,
+STATUS by code is refused without looking until the window ends, so codes and PINs
+cannot be guessed one text at a time. The sender's own cases stay a MYCASES away.
 """
 
 from __future__ import annotations
@@ -12,7 +16,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 from handlers.base import MAX_SEGMENTS, Context, Reply
+from handlers.limits import after_failed_lookup, lookups_blocked_for
 from models.cases import FINAL_STATUSES, Case, find_case, last_public_note, verify_pin
+from models.inbox import keep_limits
 from parsers import tracking
 from parsers.display import format_date
 from parsers.errors import InvalidChecksum, ParseError
@@ -73,6 +79,9 @@ async def handle(command: ParsedCommand, ctx: Context) -> Reply:
         return ctx.reply("status_typo", code=tracking.format_code(typed))
     except ParseError:
         return ctx.reply("status_bad_code", kw=kw)
+    blocked = lookups_blocked_for(ctx.contact, ctx.now, ctx.limits)
+    if blocked is not None:
+        return ctx.reply("status_locked", minutes=blocked)
     pin = fold_digits(command.args[1]) if len(command.args) > 1 else None
     case = await find_case(ctx.session, code=code)
     visible = case is not None and (
@@ -80,5 +89,7 @@ async def handle(command: ParsedCommand, ctx: Context) -> Reply:
         or (pin is not None and await verify_pin(pin, case.pin_hash))
     )
     if case is None or not visible:
+        failed, since = after_failed_lookup(ctx.contact, ctx.now, ctx.limits)
+        await keep_limits(ctx.session, ctx.contact, failed_lookups=failed, failed_lookups_at=since)
         return ctx.reply("status_unknown", code=tracking.format_code(code))
     return Reply(key="status_reply", parts=(describe(case, ctx),), language=ctx.language)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Boolean, Integer, String, UniqueConstraint, bindparam, or_, select
+from sqlalchemy import Boolean, Float, Integer, String, UniqueConstraint, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -24,6 +24,13 @@ class Contact(Base):
     opted_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     bounces: Mapped[int] = mapped_column(Integer, default=0)
     bounced_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # Abuse limits (handlers.limits): the sender's message bucket, when its last refusal
+    # was announced, and its failed lookups since the window's first one.
+    allowance: Mapped[float | None] = mapped_column(Float, default=None)
+    allowance_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    limited_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    failed_lookups: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    failed_lookups_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

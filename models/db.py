@@ -89,3 +89,8 @@ async def schema_state(engine: AsyncEngine) -> tuple[set[str], set[str]]:
         current = await conn.run_sync(_current)
     heads = set(ScriptDirectory.from_config(alembic_config()).get_heads())
     return current, heads
+
+
+def known_revisions() -> set[str]:
+    """Every migration revision this code has."""
+    return {r.revision for r in ScriptDirectory.from_config(alembic_config()).walk_revisions()}

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from models.base import InsertNew, per_transaction, utcnow
+from models.contacts import Contact
 from models.messages import InboundMessage, OutboundMessage
 
 
@@ -95,6 +96,7 @@ _MARK_HANDLED = (
         command=bindparam("command"),
         reply_text=bindparam("reply_text"),
         handled_at=bindparam("handled_at"),
+        outcome=bindparam("outcome"),
     )
 )
 
@@ -107,6 +109,7 @@ async def record_reply(
     command: str | None,
     parts: Sequence[str],
     now: datetime,
+    outcome: str = "handled",
 ) -> list[int]:
     """Store the reply given inline to `row` (accepted: it leaves in the HTTP answer) and
     mark the row handled; returns the reply rows' ids, in order. Core statements, not the
@@ -130,6 +133,7 @@ async def record_reply(
         "command": command,
         "reply_text": "\n\n".join(parts),
         "handled_at": now,
+        "outcome": outcome,
     }
     for key, value in changes.items():
         set_committed_value(row, key, value)
@@ -162,11 +166,13 @@ _DEFERRED = per_transaction("citygate.deferred_writes")
 
 
 class _Deferred:
-    """A group's reply rows (with the id lists to fill) and "handled" marks, unwritten."""
+    """A group's reply rows (with the id lists to fill), "handled" marks and senders'
+    abuse-limit columns, unwritten."""
 
     def __init__(self) -> None:
         self.replies: list[tuple[list[dict[str, Any]], list[int]]] = []
         self.marks: list[dict[str, Any]] = []
+        self.limits: dict[int, dict[str, Any]] = {}
 
 
 def defer_writes(session: AsyncSession) -> None:
@@ -189,6 +195,39 @@ async def write_deferred(session: AsyncSession) -> None:
         kept.extend(next(ids) for _ in rows)
     if deferred.marks:
         await session.execute(_MARK_HANDLED, deferred.marks)
+    if deferred.limits:
+        await session.execute(_KEEP_LIMITS, list(deferred.limits.values()))
+
+
+_CONTACTS = cast(Table, Contact.__table__)
+# A contact's abuse-limit columns (handlers.limits), written together.
+LIMIT_COLUMNS = ("allowance", "allowance_at", "limited_at", "failed_lookups", "failed_lookups_at")
+_KEEP_LIMITS = (
+    update(_CONTACTS)
+    .where(_CONTACTS.c.id == bindparam("contact_id"))
+    .values({name: bindparam(name) for name in LIMIT_COLUMNS})
+)
+
+
+async def keep_limits(session: AsyncSession, contact: Contact, **changes: Any) -> None:
+    """Change a contact's abuse-limit columns (`LIMIT_COLUMNS`): inside `defer_writes`
+    with the group's other writes (one executemany; a contact's last state wins), at
+    once otherwise. The contact object shows the change straight away; the unit of work
+    never sees it (a flush per message otherwise)."""
+    unknown = set(changes) - set(LIMIT_COLUMNS)
+    if unknown:
+        raise ValueError(f"not a limit column: {sorted(unknown)}")
+    if all(getattr(contact, key) == value for key, value in changes.items()):
+        return
+    for key, value in changes.items():
+        set_committed_value(contact, key, value)
+    row = {"contact_id": contact.id, **{name: getattr(contact, name) for name in LIMIT_COLUMNS}}
+    row["failed_lookups"] = row["failed_lookups"] or 0
+    deferred = session.info.get(_DEFERRED)
+    if isinstance(deferred, _Deferred):
+        deferred.limits[contact.id] = row
+        return
+    await session.execute(_KEEP_LIMITS, row)
 
 
 async def find_replies(session: AsyncSession, *, inbound_id: int) -> list[OutboundMessage]:

@@ -9,7 +9,7 @@ provider said of its delivery.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -322,3 +322,25 @@ async def messages_of_contact(
         select(OutboundMessage).where(OutboundMessage.contact_id == contact_id)
     )
     return list(inbound.scalars().all()), list(outbound.scalars().all())
+
+
+async def outbox_summary(session: AsyncSession) -> dict[str, tuple[int, datetime | None, int]]:
+    """Channel -> (messages waiting to be sent, when the oldest of them was made, dead
+    letters), for the outbox series of /metrics."""
+    waiting = OutboundMessage.status.in_(("pending", "sending"))
+    stmt = (
+        select(
+            OutboundMessage.channel,
+            func.count().filter(waiting),
+            func.min(OutboundMessage.created_at).filter(waiting),
+            func.count().filter(OutboundMessage.status == "dead"),
+        )
+        .where(OutboundMessage.status.in_(("pending", "sending", "dead")))
+        .group_by(OutboundMessage.channel)
+    )
+    found: dict[str, tuple[int, datetime | None, int]] = {}
+    for channel, count, oldest, dead in await session.execute(stmt):
+        if isinstance(oldest, datetime) and oldest.tzinfo is None:
+            oldest = oldest.replace(tzinfo=UTC)
+        found[channel] = (count, oldest, dead)
+    return found

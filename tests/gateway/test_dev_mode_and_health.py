@@ -47,6 +47,32 @@ async def test_readyz_unready_before_migrations(tmp_path, city_config):
     assert response.json()["migrations"]["applied"] == []
 
 
+async def test_readyz_during_a_rolling_upgrade(tmp_path, city_config):
+    """Behind the code (a migration missing): not ready. Ahead of it (a newer release
+    migrated first, with a revision this code does not know): still ready, and says so."""
+    from sqlalchemy import text
+
+    from models.db import migrate
+
+    settings = make_settings(f"sqlite+aiosqlite:///{tmp_path}/rolling.db")
+    app = create_app(settings, city_config)
+    engine = app.state.runtime.engine
+    try:
+        await migrate(engine, "0005")
+        async with await _client(app, "127.0.0.1") as client:
+            behind = await client.get("/readyz")
+            await migrate(engine)
+            async with engine.begin() as conn:
+                await conn.execute(text("UPDATE alembic_version SET version_num = 'f00dcafe'"))
+            ahead = await client.get("/readyz")
+    finally:
+        await app.state.runtime.close()
+    assert behind.status_code == 503
+    assert behind.json()["migrations"]["applied"] == ["0005"]
+    assert ahead.status_code == 200
+    assert "newer than this code" in ahead.json()["note"]
+
+
 async def test_readyz_unready_when_database_unreachable(city_config):
     settings = make_settings("postgresql+asyncpg://nobody@127.0.0.1:9/none")
     app = create_app(settings, city_config)
