@@ -97,13 +97,28 @@ async def home() -> RedirectResponse:
     return RedirectResponse("/admin/cases", status_code=303)
 
 
+def secure_cookies(runtime: Runtime) -> bool:
+    """Whether cookies go over https only: when the public URL is https."""
+    return (runtime.settings.public_url or "").startswith("https://")
+
+
+def set_login_cookie(response: Response, runtime: Runtime, token: str) -> None:
+    """The sign-in form's CSRF token, also in a cookie (the form has no session yet)."""
+    response.set_cookie(
+        admin_session.LOGIN_COOKIE,
+        token,
+        httponly=True,
+        samesite="strict",
+        secure=secure_cookies(runtime),
+        path="/admin",
+    )
+
+
 @router.get("/login")
 async def login_page(request: Request) -> HTMLResponse:
     token = secrets.token_urlsafe(24)
     response = page(request, "login.html", None, csrf=token)
-    response.set_cookie(
-        admin_session.LOGIN_COOKIE, token, httponly=True, samesite="strict", path="/admin"
-    )
+    set_login_cookie(response, runtime_of(request), token)
     return response
 
 
@@ -125,18 +140,15 @@ async def login(request: Request) -> Response:
             csrf=token,
             errors=["رمز دسترسی درست نیست."],
         )
-        response.set_cookie(
-            admin_session.LOGIN_COOKIE, token, httponly=True, samesite="strict", path="/admin"
-        )
+        set_login_cookie(response, runtime, token)
         return response
     response = RedirectResponse("/admin/cases", status_code=303)
-    secure = (runtime.settings.public_url or "").startswith("https://")
     response.set_cookie(
         admin_session.COOKIE,
         admin_session.issue(runtime.secret, name),
         httponly=True,
         samesite="strict",
-        secure=secure,
+        secure=secure_cookies(runtime),
         path="/admin",
         max_age=admin_session.LIFETIME,
     )

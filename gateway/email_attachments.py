@@ -6,6 +6,7 @@ A file's name is only ever a label: it is never used as a path.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,6 +20,15 @@ from models.messages import InboundMessage
 if TYPE_CHECKING:
     from gateway.email_channel import MailIn
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def label(filename: str) -> str:
+    """A file's name as shown to operators and in the reply: line breaks and tabs made
+    spaces, other control characters (NUL: no PostgreSQL text may hold it) left out, at
+    most 120 characters."""
+    return _CONTROL.sub(lambda m: " " if m[0] in "\t\n\r" else "", filename)[:120]
+
 
 async def store_attachments(
     session: AsyncSession, runtime: Runtime, row: InboundMessage, mail: MailIn, ctx: Context
@@ -28,7 +38,7 @@ async def store_attachments(
     notes: list[str] = []
     megabytes = settings.mail_attachment_max_bytes // (1024 * 1024)
     for attachment in mail.parsed.attachments:
-        name = attachment.filename.replace("\n", " ")[:120]
+        name = label(attachment.filename)
         allowed = attachment.content_type.lower() in settings.attachment_types
         if not allowed or attachment.size > settings.mail_attachment_max_bytes:
             notes.append(ctx.say("email_attachment_refused", name=name, max=megabytes))

@@ -12,6 +12,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gateway.group_commit import GroupCommit
+from gateway.log_privacy import install_access_log_mask
 from gateway.settings import CityConfig, Settings, load_city_config
 from models.base import utcnow
 from models.db import make_engine, make_sessionmaker, migrate
@@ -34,8 +35,17 @@ class Runtime:
 
     @classmethod
     def create(cls, settings: Settings, config: CityConfig | None = None) -> Runtime:
+        """The parts, and the process's logs kept free of citizens' data: statement
+        parameters (addresses, message bodies) left out of the database errors that
+        tracebacks and warnings show, and out of SQLAlchemy's own log; the query strings
+        of the HTTP access log masked (`gateway.log_privacy`)."""
         city = config if config is not None else load_city_config(settings.config)
-        engine = make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+        engine = make_engine(
+            settings.database_url,
+            sqlite_synchronous=settings.sqlite_synchronous,
+            hide_parameters=True,
+        )
+        install_access_log_mask()
         return cls(
             settings=settings, config=city, engine=engine, sessions=make_sessionmaker(engine)
         )
