@@ -12,6 +12,15 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from gateway.api_common import (
+    BODY_RESPONSES,
+    INT32_MAX,
+    INT32_MIN,
+    INT64_MAX,
+    NO_NUL,
+    OPERATOR_RESPONSES,
+    problems,
+)
 from gateway.auth import Operator
 from gateway.case_work import CaseWorkError, Change, apply_change
 from gateway.twilio_sms import RuntimeDep
@@ -24,7 +33,7 @@ from parsers.addresses import normalize_email, normalize_phone
 from parsers.errors import ParseError
 from parsers.normalize import fold_digits
 
-router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
+router = APIRouter(prefix="/api/v1/cases", tags=["cases"], responses=OPERATOR_RESPONSES)
 
 
 class CaseCreate(BaseModel):
@@ -48,11 +57,11 @@ class StatusChange(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    status: str | None = None
-    note: str | None = Field(default=None, max_length=1000)
+    status: str | None = Field(default=None, pattern=NO_NUL)
+    note: str | None = Field(default=None, max_length=1000, pattern=NO_NUL)
     public: bool = Field(default=True, description="false: an internal note, never sent")
     district: int | None = None
-    department: str | None = Field(default=None, max_length=128)
+    department: str | None = Field(default=None, max_length=128, pattern=NO_NUL)
 
 
 class NotificationOut(BaseModel):
@@ -126,7 +135,9 @@ def _unprocessable(message: str) -> HTTPException:
     return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, message)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=CaseCreated)
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, response_model=CaseCreated, responses=BODY_RESPONSES
+)
 async def open_case(body: CaseCreate, runtime: RuntimeDep, actor: Operator) -> dict[str, Any]:
     """Open a case for a walk-in citizen; the reply carries its tracking code and PIN."""
     config = runtime.config
@@ -186,15 +197,15 @@ async def _load(runtime: Any, session: Any, code: str) -> Case:
 async def list_cases(
     runtime: RuntimeDep,
     actor: Operator,
-    status: str | None = None,
-    service: str | None = None,
-    district: int | None = None,
-    channel: str | None = None,
+    status: str | None = Query(default=None, pattern=NO_NUL),
+    service: str | None = Query(default=None, pattern=NO_NUL),
+    district: int | None = Query(default=None, ge=INT32_MIN, le=INT32_MAX),
+    channel: str | None = Query(default=None, pattern=NO_NUL),
     since: datetime | None = None,
     until: datetime | None = None,
-    q: str | None = Query(default=None, max_length=100, description="free text"),
+    q: str | None = Query(default=None, max_length=100, pattern=NO_NUL, description="free text"),
     limit: int = Query(default=50, ge=1, le=500),
-    offset: int = Query(default=0, ge=0),
+    offset: int = Query(default=0, ge=0, le=INT64_MAX),
 ) -> list[dict[str, Any]]:
     """Cases by status, service, district, channel, creation dates and free text."""
     async with runtime.sessions() as session:
@@ -213,7 +224,7 @@ async def list_cases(
         return [_out(case) for case in found]
 
 
-@router.get("/{code}", response_model=CaseDetail)
+@router.get("/{code}", response_model=CaseDetail, responses=problems(404))
 async def show_case(code: str, runtime: RuntimeDep, actor: Operator) -> dict[str, Any]:
     """A case with its history and its citizen's messages."""
     async with runtime.sessions.begin() as session:
@@ -222,7 +233,7 @@ async def show_case(code: str, runtime: RuntimeDep, actor: Operator) -> dict[str
         return {**_out(case), "messages": messages}
 
 
-@router.patch("/{code}", response_model=CaseOut)
+@router.patch("/{code}", response_model=CaseOut, responses={**problems(404), **BODY_RESPONSES})
 async def set_status(
     code: str, body: StatusChange, runtime: RuntimeDep, actor: Operator
 ) -> dict[str, Any]:

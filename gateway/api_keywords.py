@@ -10,11 +10,19 @@ table from the database for each message, so a change acts everywhere at once.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, HTTPException, Path, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from gateway.api_common import (
+    BODY_RESPONSES,
+    INT32_MAX,
+    INT32_MIN,
+    NO_NUL,
+    OPERATOR_RESPONSES,
+    problems,
+)
 from gateway.auth import Operator
 from gateway.city import CommandName
 from gateway.keyword_work import KeywordRefused, add_keyword, change_keyword, remove_keyword
@@ -24,7 +32,8 @@ from models.keywords import Keyword, operator_keywords
 from parsers.grammar import check_keywords
 from parsers.normalize import normalize
 
-router = APIRouter(prefix="/api/v1/keywords", tags=["keywords"])
+KeywordId = Annotated[int, Path(ge=INT32_MIN, le=INT32_MAX)]
+router = APIRouter(prefix="/api/v1/keywords", tags=["keywords"], responses=OPERATOR_RESPONSES)
 
 
 class KeywordIn(BaseModel):
@@ -32,7 +41,7 @@ class KeywordIn(BaseModel):
 
     command: CommandName
     language: Literal["fa", "en"]
-    keyword: str = Field(min_length=1, max_length=64)
+    keyword: str = Field(min_length=1, max_length=64, pattern=NO_NUL)
 
 
 class KeywordChange(BaseModel):
@@ -40,7 +49,7 @@ class KeywordChange(BaseModel):
 
     command: CommandName | None = None
     language: Literal["fa", "en"] | None = None
-    keyword: str | None = Field(default=None, min_length=1, max_length=64)
+    keyword: str | None = Field(default=None, min_length=1, max_length=64, pattern=NO_NUL)
 
 
 class KeywordOut(BaseModel):
@@ -103,7 +112,12 @@ async def list_keywords(runtime: RuntimeDep, actor: Operator) -> dict[str, Any]:
     return {"keywords": table, "problems": problems}
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=KeywordOut)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=KeywordOut,
+    responses={**problems(409), **BODY_RESPONSES},
+)
 async def add(body: KeywordIn, runtime: RuntimeDep, actor: Operator) -> KeywordOut:
     """Add a keyword for a command; refused with the reasons when it would be ambiguous."""
     try:
@@ -128,9 +142,11 @@ def _out(row: Keyword) -> KeywordOut:
     )
 
 
-@router.patch("/{keyword_id}", response_model=KeywordOut)
+@router.patch(
+    "/{keyword_id}", response_model=KeywordOut, responses={**problems(404, 409), **BODY_RESPONSES}
+)
 async def change(
-    keyword_id: int, body: KeywordChange, runtime: RuntimeDep, actor: Operator
+    keyword_id: KeywordId, body: KeywordChange, runtime: RuntimeDep, actor: Operator
 ) -> KeywordOut:
     """Change an operator keyword's word, command or language, with the same checks."""
     try:
@@ -149,8 +165,8 @@ async def change(
     return _out(row)
 
 
-@router.delete("/{keyword_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def remove(keyword_id: int, runtime: RuntimeDep, actor: Operator) -> None:
+@router.delete("/{keyword_id}", status_code=status.HTTP_204_NO_CONTENT, responses=problems(404))
+async def remove(keyword_id: KeywordId, runtime: RuntimeDep, actor: Operator) -> None:
     """Remove an operator keyword (config.yaml's own are changed in that file)."""
     if not await remove_keyword(runtime, keyword_id, actor=actor):
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no operator keyword with that id")

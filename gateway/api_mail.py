@@ -9,14 +9,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
+from gateway.api_common import INT32_MAX, OPERATOR_RESPONSES
 from gateway.auth import Operator
 from gateway.twilio_sms import RuntimeDep
 from models.messages import failed_mail_rows
 
-router = APIRouter(prefix="/api/v1/mail", tags=["mail"])
+router = APIRouter(prefix="/api/v1/mail", tags=["mail"], responses=OPERATOR_RESPONSES)
 
 
 class FailedMail(BaseModel):
@@ -27,7 +28,9 @@ class FailedMail(BaseModel):
 
 
 @router.get("/failed", response_model=list[FailedMail])
-async def failed_mail(runtime: RuntimeDep, actor: Operator, limit: int = 100) -> list[Any]:
+async def failed_mail(
+    runtime: RuntimeDep, actor: Operator, limit: int = Query(100, ge=0, le=INT32_MAX)
+) -> list[Any]:
     """Messages the poller moved to the failed folder, newest first."""
     async with runtime.sessions() as session:
         rows = await failed_mail_rows(session, limit=limit)

@@ -6,9 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import BaseModel
 
+from gateway.api_common import INT32_MAX, INT32_MIN, OPERATOR_RESPONSES, problems
 from gateway.auth import Operator
 from gateway.outbox import retry_dead_letter
 from gateway.twilio_sms import RuntimeDep
@@ -17,7 +18,9 @@ from models.messages import conversation_of, outbox_rows
 from parsers.addresses import normalize_email, normalize_phone
 from parsers.errors import ParseError
 
-router = APIRouter(prefix="/api/v1", tags=["outbox", "services", "messages"])
+router = APIRouter(
+    prefix="/api/v1", tags=["outbox", "services", "messages"], responses=OPERATOR_RESPONSES
+)
 
 
 class OutboxRow(BaseModel):
@@ -40,7 +43,7 @@ async def list_outbox(
     state: Literal["pending", "dead", "suppressed", "sent", "queued", "delivered"] = Query(
         "pending", alias="status"
     ),
-    limit: int = 100,
+    limit: int = Query(100, ge=0, le=INT32_MAX),
 ) -> list[Any]:
     """Outbound messages by status: pending (with attempts and next try), dead letters and
     suppressed ones with the reason."""
@@ -49,8 +52,12 @@ async def list_outbox(
     return [OutboxRow.model_validate(r, from_attributes=True) for r in rows]
 
 
-@router.post("/outbox/{row_id}/retry", response_model=OutboxRow)
-async def retry(row_id: int, runtime: RuntimeDep, actor: Operator) -> Any:
+@router.post("/outbox/{row_id}/retry", response_model=OutboxRow, responses=problems(409))
+async def retry(
+    runtime: RuntimeDep,
+    actor: Operator,
+    row_id: int = Path(ge=INT32_MIN, le=INT32_MAX),
+) -> Any:
     """Send a dead letter again (for an opted-out citizen only once they opt back in)."""
     row = await retry_dead_letter(runtime, row_id, actor=actor)
     if row is None:
@@ -67,7 +74,7 @@ async def services(runtime: RuntimeDep, actor: Operator) -> list[dict[str, Any]]
     return [s.model_dump() for s in runtime.config.services]
 
 
-@router.get("/messages")
+@router.get("/messages", responses=problems(422))
 async def messages(
     runtime: RuntimeDep,
     actor: Operator,

@@ -9,12 +9,13 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from gateway.api_common import OPERATOR_RESPONSES
 from gateway.auth import Operator
 from gateway.runtime import Runtime
 from gateway.twilio_sms import RuntimeDep
 from models.cases import FINAL_STATUSES, all_cases
 
-router = APIRouter(prefix="/api/v1", tags=["reports"])
+router = APIRouter(prefix="/api/v1", tags=["reports"], responses=OPERATOR_RESPONSES)
 
 
 def _whole(value: float) -> float | int:

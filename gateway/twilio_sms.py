@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import re
 from functools import lru_cache
 from typing import Annotated
 from urllib.parse import parse_qsl
@@ -212,6 +213,17 @@ def _attribute(value: str) -> str:
 _ATTRIBUTE_ENTITIES = {'"': "&quot;", "\r": "&#13;", "\n": "&#10;", "\t": "&#09;"}
 
 
+# What XML 1.0 cannot hold, not even escaped: C0 controls but tab, LF and CR, lone
+# surrogates, U+FFFE and U+FFFF. A reply may quote a citizen's own text (a form's summary)
+# or an operator's note; TwiML with one of these does not parse, and Twilio sends nothing.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_safe(text: str) -> str:
+    """`text` without the characters XML cannot carry."""
+    return _NOT_XML.sub("", text)
+
+
 @lru_cache(maxsize=8192)
 def _sender(raw_from: str, region: str) -> str:
     """The sender's E.164 number (remembered: the same citizens write again and again)."""
@@ -264,9 +276,9 @@ async def inbound_sms(request: Request, runtime: RuntimeDep) -> Response:
     )
     base = runtime.settings.public_url or str(request.base_url).rstrip("/")
     messages = [
-        (m.text, f"{base}/sms/twilio/status?outbound={m.outbound_id}" if m.outbound_id else None)
+        (text, f"{base}/sms/twilio/status?outbound={m.outbound_id}" if m.outbound_id else None)
         for m in outcome.messages
-        if m.text
+        if (text := xml_safe(m.text))
     ]
     if decoded.opt_out_type:
         # Twilio's Advanced Opt-Out already answered STOP/START/HELP itself.

@@ -80,6 +80,38 @@ async def test_operator_api_needs_the_token(client, headers):
     assert response.status_code == 401
 
 
+BEYOND_INT32 = 2**31  # past PostgreSQL's INTEGER
+BEYOND_INT64 = 2**63  # past its BIGINT, and SQLite's INTEGER
+
+
+@pytest.mark.parametrize(
+    "method, path, body",
+    [
+        ("GET", f"/api/v1/cases?district={BEYOND_INT32}", None),
+        ("GET", f"/api/v1/cases?offset={BEYOND_INT64}", None),
+        ("GET", "/api/v1/cases?q=a%00b", None),
+        ("GET", "/api/v1/cases?status=%00", None),
+        ("PATCH", "/api/v1/cases/{code}", {"note": "a\x00b"}),
+        ("PATCH", "/api/v1/cases/{code}", {"department": "\x00"}),
+        ("POST", "/api/v1/keywords", {"command": "new", "language": "en", "keyword": "a\x00"}),
+        ("PATCH", f"/api/v1/keywords/{BEYOND_INT32}", {"keyword": "tazeh"}),
+        ("DELETE", f"/api/v1/keywords/{BEYOND_INT64}", None),
+        ("POST", f"/api/v1/outbox/{BEYOND_INT32}/retry", None),
+        ("GET", "/api/v1/outbox?limit=-1", None),
+        ("GET", f"/api/v1/mail/failed?limit={BEYOND_INT32}", None),
+    ],
+)
+async def test_what_the_database_cannot_hold_is_a_422_not_a_500(
+    client, admin_headers, method, path, body
+):
+    """Found by tests/gateway/test_api_schemathesis.py: numbers past the database's
+    integers and text with NUL reached PostgreSQL (or SQLite) and came back as 500s."""
+    if "{code}" in path:
+        path = path.format(code=(await open_case(client, admin_headers))["code"])
+    response = await client.request(method, path, json=body, headers=admin_headers)
+    assert response.status_code == 422, response.text
+
+
 async def test_patch_status_is_seen_by_the_citizen(client, admin_headers, twilio: Twilio):
     created = await open_case(client, admin_headers)
     code = created["code"]

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from email.message import EmailMessage
 from email.utils import make_msgid
+from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from sqlalchemy import func, select
 
+from gateway.blobs import read_blob
 from gateway.email_channel import handle_email
 from gateway.runtime import Runtime
 from models.cases import Case
@@ -61,6 +66,71 @@ async def test_refused_attachment_is_named_and_allowed_one_kept(runtime):
     assert stored.filename == "../../etc/passwd.pdf"  # a label only, never a path
     path = runtime.settings.data_dir / "attachments" / stored.sha256[:2] / stored.sha256
     assert path.read_bytes() == b"%PDF-1.4"
+
+
+HOSTILE_NAMES = [
+    "../../etc/passwd",
+    "/etc/passwd",
+    "..\\..\\win.ini",
+    "C:\\Windows\\system.ini",
+    "plan\x00.pdf",
+    "a" * 1000 + ".pdf",
+    "نقشهٔ ساختمان.pdf",
+    "~/.ssh/authorized_keys",
+]
+
+
+def with_attachments(names: list[str], refused: str) -> bytes:
+    """A form with one PDF per name and a program named `refused`, each name given as
+    RFC 2231 (any byte, NUL too)."""
+    parts = [
+        f"From: reza@example.org\r\nTo: {DESK}\r\nSubject: request\r\n"
+        f"Message-ID: {make_msgid(domain='example.org')}\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\n'
+        f"Content-Type: text/plain; charset=utf-8\r\n\r\n{FORM}\r\n"
+    ]
+    files = [
+        (name, "application/pdf", b"%PDF-1.4 plan " + str(n).encode())
+        for n, name in enumerate(names)
+    ]
+    for name, content_type, content in [*files, (refused, "application/x-msdownload", b"MZ")]:
+        data = base64.b64encode(content).decode()
+        parts.append(
+            f"--b\r\nContent-Type: {content_type}\r\nContent-Transfer-Encoding: base64\r\n"
+            f"Content-Disposition: attachment; filename*=utf-8''{quote(name, safe='')}\r\n"
+            f"\r\n{data}\r\n"
+        )
+    return ("".join(parts) + "--b--\r\n").encode()
+
+
+async def test_attachment_names_are_labels_and_never_paths(runtime, tmp_path):
+    """Whatever a file is called, it is written only under the data folder, named by the
+    SHA-256 of its bytes; the name it came with is kept as a label in the database."""
+    data_dir = tmp_path / "data"
+    runtime.settings = runtime.settings.model_copy(update={"data_dir": data_dir})
+    passwd = Path("/etc/passwd").stat()
+    mail = with_attachments(HOSTILE_NAMES, refused="../setup\x00.exe")
+    outcome = await handle_email(runtime, mail, fallback_id="1")
+    (reply,) = [m.text for m in outcome.messages]
+    assert "Tracking code" in reply and "../setup.exe" in reply and "not accepted" in reply
+    assert [p.name for p in tmp_path.iterdir()] == ["data"]  # nothing beside the folder
+    stored_files = [p for p in data_dir.rglob("*") if p.is_file()]
+    for path in stored_files:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        kind = path.relative_to(data_dir).parts[0]
+        assert path == data_dir / kind / digest[:2] / digest and kind in ("mail", "attachments")
+    assert len(stored_files) == len(HOSTILE_NAMES) + 1  # and the raw mail
+    assert Path("/etc/passwd").stat().st_mtime_ns == passwd.st_mtime_ns
+    async with runtime.sessions() as session:
+        rows = await session.execute(select(StoredAttachment).order_by(StoredAttachment.id))
+        stored = list(rows.scalars())
+        case = (await session.execute(select(Case))).unique().scalar_one()
+    assert [r.filename for r in stored] == [
+        name.replace("\x00", "")[:120] for name in HOSTILE_NAMES
+    ]
+    for row, n in zip(stored, range(len(HOSTILE_NAMES)), strict=True):
+        assert read_blob(data_dir, "attachments", row.sha256) == b"%PDF-1.4 plan " + str(n).encode()
+        assert row.case_id == case.id
 
 
 async def test_oversize_message_gets_a_reply_saying_so(runtime):

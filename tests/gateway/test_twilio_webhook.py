@@ -147,6 +147,18 @@ async def test_odd_bodies_get_a_clear_answer(twilio: Twilio, body: str, expected
     assert reply_text(response.text).strip()
 
 
+async def test_a_reply_quoting_control_characters_is_still_xml(twilio: Twilio):
+    """A form's summary quotes the citizen's text answer; a control character in it
+    (XML 1.0 has no place for one) made TwiML that did not parse: Twilio sent nothing."""
+    sender = "+989121119999"
+    for text in ["جدید ۶", "1435678911", "6", "12\x01/4\x1b5\ufffe", "1"]:
+        await twilio.messages(text, sender)
+    response = await twilio.post(sms_params("رد", sender))  # the optional mobile: the summary
+    assert response.status_code == 200
+    summary = reply_text(response.text)  # parses as XML
+    assert "12/45" in summary
+
+
 async def test_empty_body_says_it_was_empty(twilio: Twilio):
     assert "خالی" in await twilio.sms("")
 
