@@ -39,6 +39,10 @@ def serve(
     poller: Annotated[bool, typer.Option(help="poll the mailbox (when IMAP is set)")] = True,
     outbox: Annotated[bool, typer.Option(help="send queued mail (when SMTP is set)")] = True,
     http: Annotated[bool, typer.Option(help="serve HTTP (webhook, API, admin, health)")] = True,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="with --no-http: serve Prometheus /metrics on this port (on --host)"),
+    ] = None,
 ) -> None:
     """Run the gateway: HTTP (Twilio webhook, operator API, health), the email poller and
     the outbox worker in one process; --no-http / --no-poller / --no-outbox turn parts
@@ -68,7 +72,7 @@ def serve(
 
     asyncio.run(prepare())
     if not http:
-        raise typer.Exit(_serve_workers(settings))
+        raise typer.Exit(_serve_workers(settings, host, metrics_port))
     if settings.twilio_auth_token is None:
         err.print(f"[bold red]{DEV_MODE_BANNER}[/bold red]")
     if workers > 1 and runtime.is_sqlite:
@@ -87,11 +91,18 @@ def serve(
     )
 
 
-def _serve_workers(settings: Settings) -> int:
-    """`serve --no-http`: the poller and the outbox worker alone, until SIGTERM or SIGINT."""
+def _serve_workers(settings: Settings, host: str, metrics_port: int | None) -> int:
+    """`serve --no-http`: the poller and the outbox worker alone, until SIGTERM or SIGINT;
+    their metrics (the poller's lock, lag and mail, the outbox's sends, errors) on
+    `metrics_port` when given."""
     import signal
 
+    from prometheus_client import start_http_server
+
     from gateway.app import start_workers
+
+    if metrics_port is not None:
+        start_http_server(metrics_port, addr=host)
 
     async def work() -> int:
         runtime = Runtime.create(settings)
