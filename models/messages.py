@@ -223,11 +223,16 @@ async def count_sent_since(
 async def claim_due(
     session: AsyncSession, *, now: datetime, lease: timedelta, limit: int
 ) -> list[OutboundMessage]:
-    """Lease due outbox rows to this worker (`FOR UPDATE SKIP LOCKED` on PostgreSQL): a
-    row whose lease runs out is due again, so a crashed worker's rows are taken over.
-    Returns the rows as leased (usable after the commit: the sessions keep them)."""
-    stmt = (
-        select(OutboundMessage)
+    """Lease due outbox rows to this worker: a row whose lease runs out is due again, so
+    a crashed worker's rows are taken over. Returns the rows as leased, by id (usable
+    after the commit: the sessions keep them).
+
+    One `UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) RETURNING`: on PostgreSQL
+    workers skip each other's rows; on SQLite, where FOR UPDATE does not exist and a
+    SELECT takes no lock, the single statement is what keeps two workers (`serve
+    --workers 2`) from reading the same due rows and both sending them."""
+    due = (
+        select(OutboundMessage.id)
         .where(
             OutboundMessage.status.in_(("pending", "sending")),
             OutboundMessage.channel.in_(("email", "sms")),
@@ -237,12 +242,19 @@ async def claim_due(
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    rows = list((await session.execute(stmt)).scalars().all())
-    for row in rows:
-        row.status = "sending"
-        row.attempts += 1
-        row.next_attempt_at = now + lease
-    return rows
+    stmt = (
+        update(OutboundMessage)
+        .where(OutboundMessage.id.in_(due.scalar_subquery()))
+        .values(
+            status="sending",
+            attempts=OutboundMessage.attempts + 1,
+            next_attempt_at=now + lease,
+        )
+        .returning(OutboundMessage)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
+    rows = list((await session.scalars(stmt)).all())
+    return sorted(rows, key=lambda row: row.id)
 
 
 # Built once: one statement records how a delivery attempt ended (no read before it).
