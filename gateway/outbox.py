@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from email import message_from_string, policy
@@ -218,8 +219,19 @@ async def retry_dead_letter(runtime: Runtime, row_id: int, *, actor: str) -> Out
 
 
 async def run_outbox(runtime: Runtime, stop: asyncio.Event, *, interval: float = 2.0) -> None:
-    """Deliver until `stop` is set; one failure never ends the loop."""
+    """Deliver until `stop` is set; one failure never ends the loop. At the start and
+    every `gateway.resume.EVERY`, text messages a dead process stored but never handled
+    are handled first, their replies queued here (`gateway.resume`)."""
+    from gateway.resume import EVERY, resume_unhandled
+
+    resume_at = 0.0
     while not stop.is_set():
+        if time.monotonic() >= resume_at:
+            resume_at = time.monotonic() + EVERY.total_seconds()
+            try:
+                await resume_unhandled(runtime)
+            except Exception:
+                log.exception("looking for unhandled messages failed; trying again later")
         try:
             await deliver_due(runtime)
         except Exception:

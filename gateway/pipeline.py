@@ -258,6 +258,16 @@ async def _alone(runtime: Runtime, job: _Job) -> _Done:
         return _Done(outcome, is_new, None)
 
 
+async def handle_text(
+    session: AsyncSession, runtime: Runtime, row: InboundMessage, msg: InboundText
+) -> tuple[ReplyMessage, ...]:
+    """Handle a stored, claimed text message as the webhook does, in `session`'s
+    transaction; its reply messages (`gateway.resume`: a message that a process which
+    died had stored but not handled)."""
+    _reply, sent, _command = await _handle(session, runtime, row, msg)
+    return sent() if callable(sent) else sent
+
+
 def _new(msg: InboundText) -> NewInbound:
     return NewInbound(
         channel=msg.channel,
@@ -273,6 +283,8 @@ async def _replay(session: AsyncSession, row: InboundMessage) -> Outcome:
     """The answer already given to a message delivered again."""
     log.info("repeat delivery of %s message %s answered again", row.channel, row.id)
     earlier = await find_replies(session, inbound_id=row.id)
+    if any(o.kind == "late_reply" for o in earlier):  # answered by the outbox: not again
+        return Outcome(row.id, (), None, duplicate=True)
     messages = tuple(ReplyMessage(o.body, o.id) for o in earlier)
     if not messages and row.reply_text:
         messages = (ReplyMessage(row.reply_text, None),)

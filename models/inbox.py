@@ -231,10 +231,14 @@ async def keep_limits(session: AsyncSession, contact: Contact, **changes: Any) -
 
 
 async def find_replies(session: AsyncSession, *, inbound_id: int) -> list[OutboundMessage]:
-    """The reply messages given to an inbound message, in order."""
+    """The reply messages given to an inbound message, in order: inline (`reply`) or,
+    for a message handled after a restart, sent by the outbox (`late_reply`)."""
     stmt = (
         select(OutboundMessage)
-        .where(OutboundMessage.inbound_id == inbound_id, OutboundMessage.kind == "reply")
+        .where(
+            OutboundMessage.inbound_id == inbound_id,
+            OutboundMessage.kind.in_(("reply", "late_reply")),
+        )
         .order_by(OutboundMessage.id)
     )
     return list((await session.execute(stmt)).scalars().all())

@@ -16,6 +16,7 @@ from sqlalchemy import (
     JSON,
     ColumnElement,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -24,6 +25,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -49,7 +51,16 @@ DELIVERY_ORDER = {
 
 class InboundMessage(Base):
     __tablename__ = "inbound_messages"
-    __table_args__ = (UniqueConstraint("channel", "provider_id"),)
+    __table_args__ = (
+        UniqueConstraint("channel", "provider_id"),
+        # the few rows stored but not handled (gateway.resume), found without a scan
+        Index(
+            "ix_inbound_unhandled",
+            "received_at",
+            postgresql_where=text("handled_at IS NULL"),
+            sqlite_where=text("handled_at IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     channel: Mapped[str] = mapped_column(String(16))
@@ -83,7 +94,8 @@ class OutboundMessage(Base):
     inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_messages.id"))
     to_address: Mapped[str] = mapped_column(String(320))
     body: Mapped[str] = mapped_column(Text)
-    kind: Mapped[str] = mapped_column(String(16), default="reply")  # reply, notification
+    # reply (inline, in the TwiML), late_reply (gateway.resume, by the outbox), notification
+    kind: Mapped[str] = mapped_column(String(16), default="reply")
     provider_id: Mapped[str | None] = mapped_column(String(255), default=None, index=True)
     status: Mapped[str] = mapped_column(String(32), default="pending")
     error_code: Mapped[str | None] = mapped_column(String(32), default=None)
