@@ -29,7 +29,7 @@ from gateway.case_work import Change, apply_change
 from gateway.email_channel import handle_email
 from gateway.outbox import run_outbox
 from gateway.runtime import Runtime
-from gateway.settings import CityConfig
+from gateway.settings import CityConfig, Settings
 from models.base import utcnow
 from models.cases import Case
 from models.messages import OutboundMessage
@@ -62,21 +62,25 @@ class Clock:
         return self.now
 
 
+def mail_settings(database_url: str, smtp: SmtpCapture, data_dir: Path) -> Settings:
+    """Settings that send mail to the suite's SMTP capture (no IMAP)."""
+    return make_settings(
+        database_url,
+        smtp_host=smtp.host,
+        smtp_port=smtp.port,
+        smtp_security="none",
+        smtp_timeout=10,
+        mail_from=DESK,
+        data_dir=data_dir,
+        secret_key="faults-secret-key-0123456789",
+    )
+
+
 @pytest.fixture
 async def runtime(
     database_url: str, city_config: CityConfig, smtp_capture: SmtpCapture, tmp_path: Path
 ) -> AsyncIterator[Runtime]:
-    settings = make_settings(
-        database_url,
-        smtp_host=smtp_capture.host,
-        smtp_port=smtp_capture.port,
-        smtp_security="none",
-        smtp_timeout=10,
-        mail_from=DESK,
-        data_dir=tmp_path,
-        secret_key="faults-secret-key-0123456789",
-    )
-    rt = Runtime.create(settings, city_config)
+    rt = Runtime.create(mail_settings(database_url, smtp_capture, tmp_path), city_config)
     yield rt
     await rt.close()
 

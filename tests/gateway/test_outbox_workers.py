@@ -21,9 +21,8 @@ from gateway.outbox import LEASE, _claim, deliver_due
 from gateway.runtime import Runtime
 from gateway.settings import CityConfig
 from models.messages import OutboundMessage
-from tests.faults.test_smtp_refusal import Clock, citizen_mail
+from tests.faults.test_smtp_refusal import Clock, citizen_mail, mail_settings
 from tests.mailservers import SmtpCapture
-from tests.support import make_settings
 
 MAILS = 40
 
@@ -32,16 +31,7 @@ MAILS = 40
 async def workers(
     database_url: str, city_config: CityConfig, smtp_capture: SmtpCapture, tmp_path: Path
 ) -> AsyncIterator[list[Runtime]]:
-    settings = make_settings(
-        database_url,
-        smtp_host=smtp_capture.host,
-        smtp_port=smtp_capture.port,
-        smtp_security="none",
-        smtp_timeout=10,
-        mail_from="desk@city.example",
-        data_dir=tmp_path,
-        secret_key="outbox-workers-secret-0123456789",
-    )
+    settings = mail_settings(database_url, smtp_capture, tmp_path)
     runtimes = [Runtime.create(settings, city_config) for _ in range(3)]
     yield runtimes
     for runtime in runtimes:
