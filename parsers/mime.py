@@ -213,9 +213,19 @@ def _walk(message: Message) -> tuple[list[str], list[str], list[Attachment]]:
 def parse_email(raw: bytes, *, max_text_chars: int = MAX_TEXT_CHARS) -> ParsedEmail:
     """Parse a whole message; broken MIME yields what can be read, never an exception."""
     message = email.message_from_bytes(raw, policy=policy.default)
+    # Each header parsed once (the policy parses again at every `get`), the first of
+    # each name, as `Message.get` gives it.
+    first: dict[str, str] = {}
     headers: list[tuple[str, str]] = []
     for name in message.keys()[:200]:
-        headers.append((name.lower(), _header_text(message, name).replace("\x00", "")))
+        lower = name.lower()
+        if lower not in first:
+            first[lower] = _header_text(message, name)
+        headers.append((lower, first[lower].replace("\x00", "")))
+
+    def header(name: str) -> str:
+        return first[name] if name in first else _header_text(message, name)
+
     from_address, from_name = _sender(message)
     try:
         plain, html, attachments = _walk(message)
@@ -226,21 +236,21 @@ def parse_email(raw: bytes, *, max_text_chars: int = MAX_TEXT_CHARS) -> ParsedEm
     text = text.replace("\x00", "").replace("\r\n", "\n").replace("\r", "\n")
     if len(text) > max_text_chars:
         text = text[:max_text_chars] + TRUNCATED
-    subject = " ".join(_header_text(message, "subject").replace("\x00", "").split())
+    subject = " ".join(header("subject").replace("\x00", "").split())
     defects = tuple(type(d).__name__ for d in getattr(message, "defects", []))
     content_type = message.get_content_type()
     if content_type == "multipart/report":
         report_type = message.get_param("report-type")
         content_type = f"multipart/report; report-type={report_type}"
-    message_ids = _message_ids(_header_text(message, "message-id"))
+    message_ids = _message_ids(header("message-id"))
     return ParsedEmail(
         message_id=message_ids[0] if message_ids else None,
-        in_reply_to=_message_ids(_header_text(message, "in-reply-to")),
-        references=_message_ids(_header_text(message, "references")),
+        in_reply_to=_message_ids(header("in-reply-to")),
+        references=_message_ids(header("references")),
         from_address=from_address,
         from_name=from_name,
         subject=subject,
-        date=_header_text(message, "date") or None,
+        date=header("date") or None,
         text=text.strip(),
         html_only=html_only,
         content_type=content_type,
