@@ -30,9 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from models.locks import advisory_unlock, keep_alive, ping, try_advisory_lock
 
 log = logging.getLogger("citygate.poller")
 
@@ -76,18 +77,8 @@ class AdvisoryLock:
             conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
             # The server notices a silent client within ~keepalive s and ends its session.
             interval = max(1, self.keepalive // 3)
-            for name, value in (
-                ("tcp_keepalives_idle", interval),
-                ("tcp_keepalives_interval", interval),
-                ("tcp_keepalives_count", 3),
-            ):
-                await conn.execute(
-                    text("SELECT set_config(:name, :value, false)"),
-                    {"name": name, "value": str(value)},
-                )
-            got = await conn.scalar(
-                text("SELECT pg_try_advisory_lock(:key)"), {"key": lock_key(self.mailbox)}
-            )
+            await keep_alive(conn, idle=interval, interval=interval, count=3)
+            got = await try_advisory_lock(conn, lock_key(self.mailbox))
         except BaseException:
             await _close_quietly(conn)
             raise
@@ -103,7 +94,7 @@ class AdvisoryLock:
         while True:
             await asyncio.sleep(self.heartbeat)
             try:
-                await asyncio.wait_for(conn.execute(text("SELECT 1")), _QUERY_TIMEOUT)
+                await asyncio.wait_for(ping(conn), _QUERY_TIMEOUT)
             except Exception as exc:
                 log.warning("mailbox lock of %s lost (%s)", self.mailbox, type(exc).__name__)
                 self.lost.set()
@@ -121,11 +112,7 @@ class AdvisoryLock:
             if not self.lost.is_set():
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(
-                        conn.execute(
-                            text("SELECT pg_advisory_unlock(:key)"),
-                            {"key": lock_key(self.mailbox)},
-                        ),
-                        _QUERY_TIMEOUT,
+                        advisory_unlock(conn, lock_key(self.mailbox)), _QUERY_TIMEOUT
                     )
             await _close_quietly(conn)
 

@@ -44,7 +44,7 @@ from models.inbox import (
     store_inbound_group,
     write_deferred,
 )
-from models.messages import InboundMessage
+from models.messages import LATE_REPLY, InboundMessage
 from parsers.addresses import mask
 from parsers.grammar import ParsedCommand, parse
 
@@ -283,7 +283,7 @@ async def _replay(session: AsyncSession, row: InboundMessage) -> Outcome:
     """The answer already given to a message delivered again."""
     log.info("repeat delivery of %s message %s answered again", row.channel, row.id)
     earlier = await find_replies(session, inbound_id=row.id)
-    if any(o.kind == "late_reply" for o in earlier):  # answered by the outbox: not again
+    if any(o.kind == LATE_REPLY for o in earlier):  # answered by the outbox: not again
         return Outcome(row.id, (), None, duplicate=True)
     messages = tuple(ReplyMessage(o.body, o.id) for o in earlier)
     if not messages and row.reply_text:

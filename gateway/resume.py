@@ -22,39 +22,24 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from gateway.metrics import ERRORS
-from gateway.pipeline import InboundText, ReplyMessage, handle_text
+from gateway.pipeline import InboundText, handle_text
 from gateway.runtime import Runtime
 from models.base import utcnow
-from models.inbox import claim_inbound
-from models.messages import InboundMessage, OutboundMessage
+from models.inbox import claim_inbound, send_later, unhandled_before
+from models.messages import LATE_REPLY, OutboundMessage
 from parsers.addresses import mask
 
 log = logging.getLogger("citygate.resume")
 STALE = timedelta(seconds=60)
 EVERY = timedelta(seconds=30)
-LATE = "late_reply"
 
 
 async def resume_unhandled(runtime: Runtime, *, stale: timedelta = STALE, limit: int = 100) -> int:
     """Handle the SMS rows unhandled for longer than `stale`; how many were handled."""
-    before = runtime.clock() - stale
     async with runtime.sessions() as session:
-        ids = list(
-            await session.scalars(
-                select(InboundMessage.id)
-                .where(
-                    InboundMessage.handled_at.is_(None),
-                    InboundMessage.received_at < before,
-                    InboundMessage.channel == "sms",
-                )
-                .order_by(InboundMessage.received_at, InboundMessage.id)
-                .limit(limit)
-            )
-        )
+        before = runtime.clock() - stale
+        ids = await unhandled_before(session, channel="sms", before=before, limit=limit)
     handled = 0
     for inbound_id in ids:
         try:
@@ -81,28 +66,11 @@ async def _resume(runtime: Runtime, inbound_id: int) -> bool:
             raw=dict(row.raw or {}),
         )
         sent = await handle_text(session, runtime, row, msg)
-        await _send_later(session, runtime, sent)
-        outcome = f"{row.outcome or 'handled'}; answered after a restart"
-        await session.execute(
-            update(InboundMessage)
-            .where(InboundMessage.id == inbound_id)
-            .values(outcome=outcome[:200])
-        )
+        ids = [m.outbound_id for m in sent if m.outbound_id is not None]
+        await send_later(session, outbound_ids=ids, now=runtime.clock())
+        row.outcome = f"{row.outcome or 'handled'}; answered after a restart"[:200]
     log.info("sms from %s answered after a restart (message %s)", mask(msg.from_address), row.id)
     return True
-
-
-async def _send_later(
-    session: AsyncSession, runtime: Runtime, sent: tuple[ReplyMessage, ...]
-) -> None:
-    """The replies recorded for the TwiML answer, sent by the outbox instead."""
-    ids = [m.outbound_id for m in sent if m.outbound_id is not None]
-    if ids:
-        await session.execute(
-            update(OutboundMessage)
-            .where(OutboundMessage.id.in_(ids))
-            .values(kind=LATE, status="pending", next_attempt_at=runtime.clock())
-        )
 
 
 async def _give_up(runtime: Runtime, inbound_id: int) -> None:
@@ -122,7 +90,7 @@ async def _give_up(runtime: Runtime, inbound_id: int) -> None:
                 inbound_id=row.id,
                 to_address=row.from_address,
                 body=text,
-                kind=LATE,
+                kind=LATE_REPLY,
                 status="pending",
                 next_attempt_at=runtime.clock(),
             )

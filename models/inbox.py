@@ -20,7 +20,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from models.base import InsertNew, per_transaction, utcnow
 from models.contacts import Contact
-from models.messages import InboundMessage, OutboundMessage
+from models.messages import LATE_REPLY, InboundMessage, OutboundMessage
 
 
 class NewInbound(NamedTuple):
@@ -237,7 +237,7 @@ async def find_replies(session: AsyncSession, *, inbound_id: int) -> list[Outbou
         select(OutboundMessage)
         .where(
             OutboundMessage.inbound_id == inbound_id,
-            OutboundMessage.kind.in_(("reply", "late_reply")),
+            OutboundMessage.kind.in_(("reply", LATE_REPLY)),
         )
         .order_by(OutboundMessage.id)
     )
@@ -262,3 +262,32 @@ async def claim_inbound(
         .execution_options(populate_existing=True)
     )
     return (await session.execute(stmt)).scalar_one()
+
+
+async def unhandled_before(
+    session: AsyncSession, *, channel: str, before: datetime, limit: int
+) -> list[int]:
+    """Inbound rows of `channel` stored before `before` and never handled, oldest first
+    (`gateway.resume`; the partial index `ix_inbound_unhandled` finds them)."""
+    stmt = (
+        select(InboundMessage.id)
+        .where(
+            InboundMessage.handled_at.is_(None),
+            InboundMessage.received_at < before,
+            InboundMessage.channel == channel,
+        )
+        .order_by(InboundMessage.received_at, InboundMessage.id)
+        .limit(limit)
+    )
+    return list(await session.scalars(stmt))
+
+
+async def send_later(session: AsyncSession, *, outbound_ids: Sequence[int], now: datetime) -> None:
+    """Reply rows recorded for an inline answer, handed to the outbox instead: kind
+    `late_reply`, due now (a message handled after a restart has no HTTP answer)."""
+    if outbound_ids:
+        await session.execute(
+            update(OutboundMessage)
+            .where(OutboundMessage.id.in_(outbound_ids))
+            .values(kind=LATE_REPLY, status="pending", next_attempt_at=now)
+        )

@@ -85,6 +85,11 @@ class InboundMessage(Base):
     handled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
 
+# The kind of a reply sent by the outbox because its message was handled after a restart
+# (gateway.resume), not answered inline.
+LATE_REPLY = "late_reply"
+
+
 class OutboundMessage(Base):
     __tablename__ = "outbound_messages"
 
