@@ -57,6 +57,21 @@ def _kill_group(proc: subprocess.Popen[bytes] | None) -> None:
         proc.wait(timeout=30)
 
 
+def spawn(command: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """Start `command` in a process group of its own (so that it can be killed whole),
+    from the repository, its output appended to `log_path`."""
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
 def migrate(database_url: str, config: Path = ROOT / "config.yaml") -> None:
     """`citygate migrate` on `database_url`, as an operator runs it before `serve`."""
     env = base_env(CITYGATE_CONFIG=str(config), CITYGATE_DATABASE_URL=database_url)
@@ -84,16 +99,7 @@ class Gateway(Server):
         if self.proc is not None and self.proc.poll() is None:
             raise RuntimeError("the gateway is already running")
         self.port = self.port or free_port()
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                self.command(),
-                cwd=ROOT,
-                env=self.environment(),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        self.proc = spawn(self.command(), self.environment(), self.log_path)
         self.starts += 1
         deadline = time.monotonic() + START_TIMEOUT
         while self.readyz(timeout=5) != 200:
@@ -152,16 +158,7 @@ class LoadGen:
             f"--out={self.out}",
             f"--deadline={seconds}",
         ]
-        with self.log_path.open("ab") as log:
-            self.proc: subprocess.Popen[bytes] | None = subprocess.Popen(
-                command,
-                cwd=ROOT,
-                env=base_env(),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        self.proc: subprocess.Popen[bytes] | None = spawn(command, base_env(), self.log_path)
         _open.add(self)
 
     def done(self) -> int:
@@ -310,16 +307,7 @@ class Worker:
         _open.add(self)
 
     def start(self) -> None:
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                self.command,
-                cwd=ROOT,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        self.proc = spawn(self.command, self.env, self.log_path)
 
     def said(self, words: str) -> int:
         """How many lines of the log hold `words`."""
