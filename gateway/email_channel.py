@@ -29,7 +29,7 @@ from gateway.email_render import (
 from gateway.pipeline import InboundText, Outcome, ReplyMessage, process
 from gateway.runtime import Runtime
 from handlers.base import Context, Reply
-from handlers.limits import Admission, take_message
+from handlers.limits import REFUSED, Admission, take_message
 from handlers.registry import dispatch
 from handlers.submission import Rejected, submit
 from models.cases import Case, CaseEvent, find_case
@@ -119,27 +119,27 @@ async def _handle(
     address = parsed.from_address or ""
     contact = await get_or_create_contact(session, channel="email", address=address, lock=True)
     row.contact_id = contact.id
-    table = await runtime.keyword_table(session)
     ctx = Context(
         session=session,
         texts=runtime.config,
         contact=contact,
         language=contact.language or _language_of(parsed) or runtime.config.default_language,
-        keywords=table,
+        keywords=await runtime.keyword_table(session),
         now=runtime.clock(),
         document=True,
         trusted=_trusted(parsed, settings.mail_trusted_authserv_id),
         limits=settings.limits("email"),
     )
-    admission, reply = await take_message(ctx)
+    asked = _asked(parsed, ctx)
+    admission, reply = await take_message(ctx, asked.command.command)
     case: Case | None = None
     command = None
     if admission is Admission.ADMIT:
         case = await _thread_case(session, runtime, parsed, contact, ctx.trusted)
-        reply, command = await _decide(session, runtime, row, mail, ctx, case)
+        reply, command = await _decide(session, runtime, row, mail, ctx, case, asked)
         row.outcome = "handled"
     else:  # kept (the raw mail is stored) but not acted on: no case, no attachment
-        row.outcome = "refused: rate limit"
+        row.outcome = REFUSED
     row.reply_text = reply.text if reply else None
     if reply is None:
         return None, (), command
@@ -206,19 +206,17 @@ async def _decide(
     mail: MailIn,
     ctx: Context,
     case: Case | None,
+    asked: _Asked,
 ) -> tuple[Reply | None, str | None]:
     settings = runtime.settings
-    parsed = mail.parsed
     if len(mail.raw) > settings.mail_message_max_bytes:
         megabytes = settings.mail_message_max_bytes // (1024 * 1024)
         return ctx.reply("email_too_large", max=megabytes), None
     notes = await store_attachments(session, runtime, row, mail, ctx)
-    text = new_part(parsed.text)
-    subject = strip_reply_prefix(parsed.subject)
-    form_reply = await _form(session, runtime, row, ctx, text, subject)
+    text, command = asked.text, asked.command
+    form_reply = await _form(session, runtime, row, ctx, text, asked.subject)
     if form_reply is not None:
         return _with_notes(ctx, form_reply, notes), "new"
-    command = _command(subject, text, ctx)
     if case is not None and command.command is None and text.strip():
         session.add(
             CaseEvent(
@@ -235,6 +233,22 @@ async def _decide(
         return _with_notes(ctx, reply, notes), "message"
     reply = await dispatch(command, ctx)
     return _with_notes(ctx, reply, notes), command.command
+
+
+@dataclass(frozen=True)
+class _Asked:
+    """What a mail asks: its new text (above any quote), its subject without Re:/Fwd:,
+    and the command in them."""
+
+    text: str
+    subject: str
+    command: ParsedCommand
+
+
+def _asked(parsed: ParsedEmail, ctx: Context) -> _Asked:
+    text = new_part(parsed.text)
+    subject = strip_reply_prefix(parsed.subject)
+    return _Asked(text, subject, _command(subject, text, ctx))
 
 
 def _command(subject: str, text: str, ctx: Context) -> ParsedCommand:

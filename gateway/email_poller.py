@@ -203,23 +203,26 @@ async def _chunk(
     return len(fetched)
 
 
+def _count_failed(result: PollResult) -> None:
+    """A mail that goes to the failed folder, in the pass's result and the metrics."""
+    result.failed += 1
+    POLLER_MAIL.labels(outcome="failed").inc()
+    ERRORS.labels(part="poller").inc()
+
+
 async def _handle_one(
     runtime: Runtime, key: str, validity: int, uid: int, raw: bytes | None, result: PollResult
 ) -> str:
     """Handle one fetched message; the folder it goes to."""
     s = runtime.settings
     if raw is None:
-        result.failed += 1
-        POLLER_MAIL.labels(outcome="failed").inc()
-        ERRORS.labels(part="poller").inc()
+        _count_failed(result)
         log.error("message uid %d of %s had no body", uid, key)
         return s.imap_failed_folder
     try:
         outcome = await handle_email(runtime, raw, fallback_id=f"{key}:{validity}:{uid}")
     except Exception as exc:
-        result.failed += 1
-        POLLER_MAIL.labels(outcome="failed").inc()
-        ERRORS.labels(part="poller").inc()
+        _count_failed(result)
         log.exception("message uid %d of %s could not be handled", uid, key)
         await _record_failure(runtime, key, validity, uid, raw, exc)
         return s.imap_failed_folder

@@ -28,7 +28,7 @@ from gateway.group_commit import GroupCommit
 from gateway.metrics import ERRORS, INBOUND, REPLIES
 from gateway.runtime import Runtime
 from handlers.base import Context, Reply
-from handlers.limits import Admission, take_message
+from handlers.limits import REFUSED, Admission, take_message
 from handlers.registry import case_asked_about, dispatch, reply_language, with_language
 from models.base import per_transaction, utcnow
 from models.cases import read_cases
@@ -39,6 +39,7 @@ from models.inbox import (
     claim_inbound,
     defer_writes,
     find_replies,
+    mark_failed,
     record_reply,
     store_inbound,
     store_inbound_group,
@@ -49,8 +50,6 @@ from parsers.addresses import mask
 from parsers.grammar import ParsedCommand, parse
 
 log = logging.getLogger("citygate.pipeline")
-# Commands no rate limit holds back: a citizen can always opt out.
-UNLIMITED = frozenset({"stop"})
 
 
 @dataclass(frozen=True)
@@ -250,10 +249,15 @@ async def _alone(runtime: Runtime, job: _Job) -> _Done:
         log.exception("handling %s message %s failed", msg.channel, inbound_id)
         text = runtime.config.text("internal_error", runtime.config.default_language)
         async with runtime.sessions.begin() as session:
-            row = await claim_inbound(session, inbound_id=inbound_id, delivery=False)
-            row.error = f"handler failed; see the log for message {inbound_id}"
-            row.reply_text = text
-            row.handled_at = utcnow()
+            row, marked = await mark_failed(
+                session,
+                inbound_id=inbound_id,
+                error=f"handler failed; see the log for message {inbound_id}",
+                reply_text=text,
+                now=utcnow(),
+            )
+            if not marked:  # another delivery handled it meanwhile: its answer
+                return _Done(await _replay(session, row), is_new, None)
         outcome = Outcome(inbound_id, (ReplyMessage(text, None),), "internal_error", False)
         return _Done(outcome, is_new, None)
 
@@ -329,9 +333,7 @@ async def _handle(
         limits=limits,
     )
     ctx = with_language(ctx, reply_language(command, ctx, runtime.config.default_language))
-    admission, reply = Admission.ADMIT, None
-    if command.command not in UNLIMITED:
-        admission, reply = await take_message(ctx)
+    admission, reply = await take_message(ctx, command.command)
     if admission is Admission.ADMIT:
         reply = await dispatch(command, ctx)
     parts = reply.parts if reply is not None else ()
@@ -342,7 +344,7 @@ async def _handle(
         command=command.command,
         parts=parts,
         now=ctx.now,
-        outcome="handled" if admission is Admission.ADMIT else "refused: rate limit",
+        outcome="handled" if admission is Admission.ADMIT else REFUSED,
     )
 
     def sent() -> tuple[ReplyMessage, ...]:

@@ -25,8 +25,7 @@ from datetime import timedelta
 from gateway.metrics import ERRORS
 from gateway.pipeline import InboundText, handle_text
 from gateway.runtime import Runtime
-from models.base import utcnow
-from models.inbox import claim_inbound, send_later, unhandled_before
+from models.inbox import claim_inbound, mark_failed, send_later, unhandled_before
 from models.messages import LATE_REPLY, OutboundMessage
 from parsers.addresses import mask
 
@@ -77,12 +76,15 @@ async def _give_up(runtime: Runtime, inbound_id: int) -> None:
     """A message whose handler fails: marked, and the citizen told (as the webhook would)."""
     text = runtime.config.text("internal_error", runtime.config.default_language)
     async with runtime.sessions.begin() as session:
-        row = await claim_inbound(session, inbound_id=inbound_id, delivery=False)
-        if row.handled_at is not None:
+        row, marked = await mark_failed(
+            session,
+            inbound_id=inbound_id,
+            error=f"handler failed after a restart; see the log for message {inbound_id}",
+            reply_text=text,
+            now=runtime.clock(),
+        )
+        if not marked:
             return
-        row.error = f"handler failed after a restart; see the log for message {inbound_id}"
-        row.reply_text = text
-        row.handled_at = utcnow()
         session.add(
             OutboundMessage(
                 channel=row.channel,

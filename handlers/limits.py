@@ -4,7 +4,8 @@
   `messages`, then one more every `window / messages` seconds). A message past it is
   stored but not handled; the first one refused is answered with how long to wait, the
   rest of a flood with silence (each reply costs the city, and an answer to every text
-  of a loop would keep the loop going). STOP always goes through.
+  of a loop would keep the loop going). STOP (`UNLIMITED`) always goes through, on
+  every channel, and is not counted.
 - **Failed lookups**: `lookup_failures` STATUS lookups that found nothing visible (no
   such code, or a code without its PIN from another number: the citizen cannot tell
   which, on purpose) per `lookup_window` seconds. Past that, STATUS by code is refused
@@ -30,6 +31,12 @@ from models.inbox import keep_limits
 
 if TYPE_CHECKING:
     from handlers.base import Context, Reply
+
+
+# Commands no limit holds back: a citizen can always opt out.
+UNLIMITED = frozenset({"stop"})
+# The outcome recorded on a message the limit refused (kept, not acted on).
+REFUSED = "refused: rate limit"
 
 
 @dataclass(frozen=True)
@@ -73,10 +80,13 @@ def admit(bucket: Bucket, now: datetime, limits: Limits) -> tuple[Admission, Buc
     return Admission.REFUSE_SILENTLY, Bucket(tokens, now, bucket.limited_at)
 
 
-async def take_message(ctx: Context) -> tuple[Admission, Reply | None]:
-    """Count one message of `ctx.contact` against its channel's limit and keep the bucket
-    (`models.inbox.keep_limits`): whether to act on the message, and the reply to a
-    first refusal (None otherwise)."""
+async def take_message(ctx: Context, command: str | None) -> tuple[Admission, Reply | None]:
+    """Count one message of `ctx.contact` (asking for `command`) against its channel's
+    limit and keep the bucket (`models.inbox.keep_limits`): whether to act on the
+    message, and the reply to a first refusal (None otherwise). An `UNLIMITED` command
+    is admitted without being counted."""
+    if command in UNLIMITED:
+        return Admission.ADMIT, None
     admission, bucket = admit(Bucket.of(ctx.contact), ctx.now, ctx.limits)
     await keep_limits(
         ctx.session,

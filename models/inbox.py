@@ -264,6 +264,18 @@ async def claim_inbound(
     return (await session.execute(stmt)).scalar_one()
 
 
+async def mark_failed(
+    session: AsyncSession, *, inbound_id: int, error: str, reply_text: str, now: datetime
+) -> tuple[InboundMessage, bool]:
+    """Record on `inbound_id` that its handler failed, answered with `reply_text`, unless
+    another delivery handled it meanwhile. The row (claimed), and whether it was marked."""
+    row = await claim_inbound(session, inbound_id=inbound_id, delivery=False)
+    if row.handled_at is not None:
+        return row, False
+    row.error, row.reply_text, row.handled_at = error, reply_text, now
+    return row, True
+
+
 async def unhandled_before(
     session: AsyncSession, *, channel: str, before: datetime, limit: int
 ) -> list[int]:

@@ -210,6 +210,14 @@ async def test_an_email_flood_is_kept_but_not_acted_on(app, tmp_path):
         assert list(rows) == ["handled"] * 2 + ["refused: rate limit"] * 2
         queued = await session.scalar(select(func.count()).select_from(OutboundMessage))
         assert queued == 3
+    # STOP goes through by mail too, from an address over its limit
+    stop = await handle_email(runtime, _mail(4, "STOP"), fallback_id="f4")
+    assert stop.reply_key != "rate_limited"
+    async with runtime.sessions() as session:
+        sender = await session.scalar(select(Contact).where(Contact.channel == "email"))
+        assert sender is not None and sender.opted_out
+        last = await session.scalar(select(InboundMessage).order_by(InboundMessage.id.desc()))
+        assert last is not None and last.outcome == "handled"
 
 
 # ------------------------------------------------------------------ request size
