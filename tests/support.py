@@ -27,6 +27,7 @@ REQUIRE_SERVICES = os.environ.get("CITYGATE_REQUIRE_SERVICES") == "1"
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 ADMIN_TOKEN = "admin-token-0123456789abcdef"
 PUBLIC_URL = "https://gateway.city.example"
+DESK = "desk@city.example"  # the city's address, where citizens write and replies come from
 
 
 def missing_service(reason: str) -> None:
@@ -53,6 +54,32 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
     }
     values.update(overrides)
     return Settings(**values)
+
+
+def mail_server_settings(dovecot: Any = None, smtp: Any = None) -> dict[str, Any]:
+    """Settings pointing the gateway at the tests' Dovecot (`tests.mailservers`: plain
+    IMAP, every mail there read, 5 s timeouts) and SMTP capture (plain SMTP, replies
+    from DESK); either may be left out."""
+    values: dict[str, Any] = {}
+    if dovecot is not None:
+        values.update(
+            imap_host=dovecot.host,
+            imap_port=dovecot.port,
+            imap_user=dovecot.user,
+            imap_password=dovecot.password,
+            imap_security="none",
+            imap_first_start="all",
+            imap_timeout=5,
+        )
+    if smtp is not None:
+        values.update(smtp_host=smtp.host, smtp_port=smtp.port, smtp_security="none")
+        values.update(mail_from=DESK)
+    return values
+
+
+def as_environment(values: dict[str, Any]) -> dict[str, str]:
+    """Settings as the CITYGATE_* variables a `citygate` process reads."""
+    return {f"CITYGATE_{name.upper()}": str(value) for name, value in values.items()}
 
 
 def twilio_signature(url: str, params: dict[str, str] | list[tuple[str, str]]) -> str:

@@ -23,6 +23,7 @@ from tests.faults.ledger import Figures, mail_ledger, report
 from tests.faults.processes import Worker, migrate
 from tests.faults.test_smtp_refusal import FORM, citizen_mail
 from tests.mailservers import Dovecot, SmtpCapture
+from tests.support import ROOT, as_environment, mail_server_settings
 
 OUTAGE_SECONDS = 30.0  # Dovecot stays down this long
 TAKEOVER_LIMIT = 30.0  # the standby poller must poll within this after the holder dies
@@ -32,25 +33,19 @@ CONFIG_SECRET = "faults-secret-key-0123456789abcdef"
 
 
 def worker_env(database_url: str, dovecot: Dovecot, smtp: SmtpCapture, data: Path) -> dict:
-    return {
-        "CITYGATE_CONFIG": str(Path(__file__).parents[2] / "config.yaml"),
-        "CITYGATE_DATABASE_URL": database_url,
-        "CITYGATE_SECRET_KEY": CONFIG_SECRET,
-        "CITYGATE_DATA_DIR": str(data),
-        "CITYGATE_IMAP_HOST": dovecot.host,
-        "CITYGATE_IMAP_PORT": str(dovecot.port),
-        "CITYGATE_IMAP_USER": dovecot.user,
-        "CITYGATE_IMAP_PASSWORD": dovecot.password,
-        "CITYGATE_IMAP_SECURITY": "none",
-        "CITYGATE_IMAP_FIRST_START": "all",
-        "CITYGATE_IMAP_POLL_SECONDS": "1",
-        "CITYGATE_IMAP_TIMEOUT": "5",
-        "CITYGATE_IMAP_RETRY_MAX": "5",
-        "CITYGATE_SMTP_HOST": smtp.host,
-        "CITYGATE_SMTP_PORT": str(smtp.port),
-        "CITYGATE_SMTP_SECURITY": "none",
-        "CITYGATE_MAIL_FROM": "desk@city.example",
-    }
+    """The environment of a `citygate serve --no-http` on these servers: a poll every
+    second, an unreachable server tried again within 5 s."""
+    return as_environment(
+        {
+            "config": ROOT / "config.yaml",
+            "database_url": database_url,
+            "secret_key": CONFIG_SECRET,
+            "data_dir": data,
+            **mail_server_settings(dovecot, smtp),
+            "imap_poll_seconds": 1,
+            "imap_retry_max": 5,
+        }
+    )
 
 
 class Mails:

@@ -35,9 +35,8 @@ from models.cases import Case
 from models.messages import OutboundMessage
 from tests.faults.ledger import Figures
 from tests.mailservers import SmtpCapture
-from tests.support import make_settings
+from tests.support import DESK, mail_server_settings, make_settings
 
-DESK = "desk@city.example"
 HELP_CITIZENS = 12
 FORM_CITIZENS = 6  # each: the reply filing the case, then a status-change notification
 REFUSING_FOR = timedelta(minutes=20)  # of the runtime's clock
@@ -66,11 +65,8 @@ def mail_settings(database_url: str, smtp: SmtpCapture, data_dir: Path) -> Setti
     """Settings that send mail to the suite's SMTP capture (no IMAP)."""
     return make_settings(
         database_url,
-        smtp_host=smtp.host,
-        smtp_port=smtp.port,
-        smtp_security="none",
+        **mail_server_settings(smtp=smtp),
         smtp_timeout=10,
-        mail_from=DESK,
         data_dir=data_dir,
         secret_key="faults-secret-key-0123456789",
     )

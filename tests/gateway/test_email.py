@@ -19,9 +19,8 @@ from models.messages import InboundMessage, OutboundMessage
 from parsers import tracking
 from parsers.normalize import fold_digits
 from tests.mailservers import Dovecot, SmtpCapture
-from tests.support import make_settings
+from tests.support import DESK, as_environment, mail_server_settings, make_settings
 
-DESK = "desk@city.example"
 CITIZEN = "maryam@example.org"
 LAND_USE_FA = """سلام، لطفاً استعلام کاربری ثبت شود.
 
@@ -39,17 +38,7 @@ LAND_USE_FA = """سلام، لطفاً استعلام کاربری ثبت شود
 async def runtime(database_url, city_config, dovecot: Dovecot, smtp_capture: SmtpCapture, tmp_path):
     settings = make_settings(
         database_url,
-        imap_host=dovecot.host,
-        imap_port=dovecot.port,
-        imap_user=dovecot.user,
-        imap_password=dovecot.password,
-        imap_security="none",
-        imap_first_start="all",
-        imap_timeout=5,
-        smtp_host=smtp_capture.host,
-        smtp_port=smtp_capture.port,
-        smtp_security="none",
-        mail_from=DESK,
+        **mail_server_settings(dovecot, smtp_capture),
         data_dir=tmp_path,
         secret_key="test-secret-key-for-tokens",
     )
@@ -449,19 +438,14 @@ def test_poll_email_once_from_the_command_line(dovecot: Dovecot, smtp_capture, t
     dovecot.append_sync(mail("HELP", subject="HELP").as_bytes())
     env = {
         **os.environ,
-        "CITYGATE_CONFIG": str(ROOT / "config.yaml"),
-        "CITYGATE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/cli.db",
-        "CITYGATE_DATA_DIR": str(tmp_path),
-        "CITYGATE_IMAP_HOST": dovecot.host,
-        "CITYGATE_IMAP_PORT": str(dovecot.port),
-        "CITYGATE_IMAP_USER": dovecot.user,
-        "CITYGATE_IMAP_PASSWORD": dovecot.password,
-        "CITYGATE_IMAP_SECURITY": "none",
-        "CITYGATE_IMAP_FIRST_START": "all",
-        "CITYGATE_SMTP_HOST": smtp_capture.host,
-        "CITYGATE_SMTP_PORT": str(smtp_capture.port),
-        "CITYGATE_SMTP_SECURITY": "none",
-        "CITYGATE_MAIL_FROM": DESK,
+        **as_environment(
+            {
+                "config": ROOT / "config.yaml",
+                "database_url": f"sqlite+aiosqlite:///{tmp_path}/cli.db",
+                "data_dir": tmp_path,
+                **mail_server_settings(dovecot, smtp_capture),
+            }
+        ),
     }
     result = subprocess.run(
         [sys.executable, "-c", "from gateway.cli import main; main()", "poll-email", "--once"],

@@ -40,7 +40,16 @@ from models.cases import PINS, hash_pin
 from parsers import tracking
 from parsers.normalize import fold_digits
 from tests.mailservers import Dovecot, SmtpCapture
-from tests.support import ADMIN_TOKEN, AUTH_TOKEN, ROOT, Twilio, make_settings, sms_params
+from tests.support import (
+    ADMIN_TOKEN,
+    AUTH_TOKEN,
+    DESK,
+    ROOT,
+    Twilio,
+    mail_server_settings,
+    make_settings,
+    sms_params,
+)
 from tests.twilio_standin import ACCOUNT_SID, TwilioStandIn
 
 PHONE = "+989127654329"
@@ -53,7 +62,6 @@ PIN = "7319"
 SESSION_SECRET = "session-secret-6d1f0c9a4be27e55"
 SMTP_USER = "desk-smtp"
 SMTP_PASSWORD = "smtp-password-93b1c4d7e2"
-DESK = "desk@city.example"
 BEARER = {"authorization": f"Bearer {ADMIN_TOKEN}"}
 FIELDS = {"postal_code": "1435678911", "district": "6", "plate_number": "12", "intended_use": "1"}
 
@@ -148,19 +156,9 @@ def settings(
         twilio_account_sid=ACCOUNT_SID,
         twilio_from_number="+982100000000",
         twilio_api_url=twilio_api.url,
-        imap_host=dovecot.host,
-        imap_port=dovecot.port,
-        imap_user=dovecot.user,
-        imap_password=dovecot.password,
-        imap_security="none",
-        imap_first_start="all",
-        imap_timeout=5,
-        smtp_host=smtp_auth.host,
-        smtp_port=smtp_auth.port,
+        **mail_server_settings(dovecot, smtp_auth),
         smtp_user=SMTP_USER,
         smtp_password=SMTP_PASSWORD,
-        smtp_security="none",
-        mail_from=DESK,
         data_dir=tmp_path,
         secret_key=SESSION_SECRET,
     )

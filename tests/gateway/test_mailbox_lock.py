@@ -18,19 +18,13 @@ from models.db import make_engine
 from models.messages import InboundMessage, OutboundMessage
 from tests.gateway.test_email import mail
 from tests.mailservers import Dovecot
-from tests.support import make_settings
+from tests.support import mail_server_settings, make_settings
 
 
 def poller_settings(database_url: str, dovecot: Dovecot, tmp_path, **extra):
     return make_settings(
         database_url,
-        imap_host=dovecot.host,
-        imap_port=dovecot.port,
-        imap_user=dovecot.user,
-        imap_password=dovecot.password,
-        imap_security="none",
-        imap_first_start="all",
-        imap_timeout=5,
+        **mail_server_settings(dovecot),
         imap_poll_seconds=0.3,
         imap_idle=False,
         poller_lock_retry=0.3,
