@@ -20,11 +20,15 @@ import asyncio
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import uvloop
+from pydantic import SecretStr
 
 from bench.common import CONFIG
 from bench.server import database
+from bench.signing import AUTH_TOKEN, PATH, PUBLIC_URL, Signed, webhook_bodies
+from gateway.app import create_app, settle_heap
 from gateway.pipeline import InboundText, process
 from gateway.runtime import Runtime
 from gateway.settings import Settings, load_city_config
@@ -55,7 +59,54 @@ async def _case(runtime: Runtime) -> tuple[str, str]:
     return case.code, pin
 
 
-async def run(url: str, concurrency: int, messages: int) -> dict[str, float]:
+class _Asgi:
+    """Signed webhook requests handed to the app as uvicorn hands them (no socket)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def post(self, signed: Signed) -> None:
+        body = signed.body.encode()
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": "2.3"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": PATH,
+            "raw_path": PATH.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": [
+                (b"host", b"127.0.0.1:8000"),
+                (b"content-type", b"application/x-www-form-urlencoded"),
+                (b"content-length", str(len(body)).encode()),
+                (b"x-twilio-signature", signed.signature.encode()),
+            ],
+            "client": ("127.0.0.1", 40000),
+            "server": ("127.0.0.1", 8000),
+            "state": {},
+        }
+        given = False
+        status: list[int] = []
+
+        async def receive() -> dict[str, Any]:
+            nonlocal given
+            if given:
+                await asyncio.Event().wait()  # the client never goes away
+            given = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status.append(message["status"])
+
+        await self.app(scope, receive, send)
+        if status != [200]:
+            raise RuntimeError(f"the webhook answered {status}")
+
+
+async def run(url: str, concurrency: int, messages: int, http: bool = False) -> dict[str, float]:
     settings = Settings(
         database_url=url,
         config=CONFIG,
@@ -63,7 +114,15 @@ async def run(url: str, concurrency: int, messages: int) -> dict[str, float]:
         sms_limit_messages=10**9,  # never reached, still counted (bench.server)
         lookup_limit_failures=10**9,
     )
-    runtime = Runtime.create(settings, load_city_config(CONFIG))
+    if http:
+        settings = settings.model_copy(
+            update={"twilio_auth_token": SecretStr(AUTH_TOKEN), "public_url": PUBLIC_URL}
+        )
+        app = create_app(settings, load_city_config(CONFIG))
+        settle_heap()  # as `citygate serve` does (gateway.app.app_from_env)
+        runtime = app.state.runtime
+    else:
+        runtime = Runtime.create(settings, load_city_config(CONFIG))
     await runtime.migrate()
     try:
         code, pin = await _case(runtime)
@@ -73,9 +132,15 @@ async def run(url: str, concurrency: int, messages: int) -> dict[str, float]:
         texts = ["HELP", f"STATUS {code}", "HELP", f"STATUS {code} {pin}"]
         todo = list(range(messages))
 
+        signed = webhook_bodies(messages, code, pin) if http else []
+        asgi = _Asgi(app) if http else None
+
         async def caller() -> None:
             while todo:
                 n = todo.pop()
+                if asgi is not None:
+                    await asgi.post(signed[n])
+                    continue
                 text = texts[n % 4]
                 await process(runtime, InboundText("sms", f"SM{n}", senders[n % 256], text))
 
@@ -100,10 +165,13 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--http", action="store_true", help="through the app's webhook route (signed, no socket)"
+    )
     args = parser.parse_args()
     for n in range(args.runs):
         with tempfile.TemporaryDirectory() as work, database(args.db, Path(work)) as db:
-            got = uvloop.run(run(db.url, args.concurrency, args.messages))
+            got = uvloop.run(run(db.url, args.concurrency, args.messages, args.http))
         print(
             f"run {n + 1}: {args.db} c={args.concurrency}: {got['messages_per_s']:.0f} msgs/s, "
             f"{got['cpu_ms_per_message']:.2f} ms CPU/msg, {got['groups']:.0f} groups "

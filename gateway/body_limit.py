@@ -1,7 +1,9 @@
 """A cap on every HTTP request's body, before any route reads it.
 
-A request declaring a longer body (Content-Length) is answered 413 without reading it;
-a body sent in chunks is counted as it arrives and cut off at the cap with a 413. The
+A request declaring a longer body (Content-Length) is answered 413 without reading it,
+and one declaring a shorter body passes untouched (the server never reads past the
+declared length); a body sent in chunks is counted as it arrives and cut off at the cap
+with a 413. The
 routes keep their own, smaller caps (the Twilio form: `gateway.twilio_sms`); this one
 keeps an operator API call or a stray client from making the process hold megabytes.
 """
@@ -39,7 +41,11 @@ class BodyLimit:
                 if not value.isdigit() or int(value) > self.max_bytes:
                     await _refuse(send)
                     return
-                break
+                # A declared length within the cap: the server hands the app no more
+                # than that (uvicorn's parsers end the request there), so nothing to
+                # count; every webhook comes this way.
+                await self.app(scope, receive, send)
+                return
         seen = 0
         started = False
 

@@ -4,6 +4,11 @@
 `POST /sms/twilio/status` takes delivery callbacks for what we sent. A missing or wrong
 `X-Twilio-Signature` is 403. In development mode (no auth token) unsigned requests are
 accepted from loopback only.
+
+Both are plain Starlette routes (`routes`, put first in the app), not FastAPI's: they
+take no parameters to validate, and FastAPI's per-request dependency solving, exit
+stack and endpoint wrapping were a tenth of a webhook request's CPU (docs/BENCHMARKS.md).
+They are for Twilio, not part of the operator API's OpenAPI schema.
 """
 
 from __future__ import annotations
@@ -16,10 +21,11 @@ from typing import Annotated
 from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.datastructures import ImmutableMultiDict
 from starlette.requests import ClientDisconnect
+from starlette.routing import Route
 from twilio.request_validator import (
     SIGNATURE_SETTINGS_HEADER,
     RequestValidator,
@@ -36,7 +42,6 @@ from parsers.addresses import normalize_phone
 from parsers.errors import ParseError
 
 log = logging.getLogger("citygate.twilio")
-router = APIRouter(tags=["twilio"])
 MAX_FORM_BYTES = 64 * 1024
 FORM_TYPE = "application/x-www-form-urlencoded"
 
@@ -87,12 +92,15 @@ def _is_loopback(request: Request) -> bool:
 
 
 def signed_url(request: Request, runtime: Runtime) -> str:
-    """The URL Twilio signed: the public base URL plus the path and query we received."""
+    """The URL Twilio signed: the public base URL plus the path and query we received
+    (as `request.url` gives them, read from the ASGI scope without building the URL)."""
     base = runtime.settings.public_url
     if base is None:
         return str(request.url)
-    query = request.url.query
-    return f"{base}{request.url.path}" + (f"?{query}" if query else "")
+    scope = request.scope
+    path = scope["path"].replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
+    query = scope.get("query_string", b"").decode()
+    return f"{base}{path}" + (f"?{query}" if query else "")
 
 
 async def read_verified_form(request: Request, runtime: Runtime) -> ImmutableMultiDict[str, str]:
@@ -250,9 +258,9 @@ def _raw(form: ImmutableMultiDict[str, str]) -> dict[str, str | list[str]]:
     return raw
 
 
-@router.post("/sms/twilio", response_class=Response)
-async def inbound_sms(request: Request, runtime: RuntimeDep) -> Response:
+async def inbound_sms(request: Request) -> Response:
     """Twilio's inbound SMS webhook; answers with TwiML in the same response."""
+    runtime: Runtime = request.app.state.runtime
     try:
         form = await read_verified_form(request, runtime)
         try:
@@ -286,9 +294,9 @@ async def inbound_sms(request: Request, runtime: RuntimeDep) -> Response:
     return Response(render_twiml(messages), media_type="application/xml")
 
 
-@router.post("/sms/twilio/status", response_class=Response)
-async def delivery_status(request: Request, runtime: RuntimeDep) -> Response:
+async def delivery_status(request: Request) -> Response:
     """Twilio's status callback for an outbound message: the status never moves back."""
+    runtime: Runtime = request.app.state.runtime
     try:
         form = await read_verified_form(request, runtime)
         try:
@@ -310,3 +318,9 @@ async def delivery_status(request: Request, runtime: RuntimeDep) -> Response:
     if row is None:
         log.info("status callback for an unknown message (%s)", status)
     return Response(status_code=204)
+
+
+routes = [
+    Route("/sms/twilio", inbound_sms, methods=["POST"], name="twilio_inbound"),
+    Route("/sms/twilio/status", delivery_status, methods=["POST"], name="twilio_status"),
+]

@@ -1,6 +1,7 @@
 """Engine, sessions and migrations.
 
-SQLite (aiosqlite, WAL) by default, PostgreSQL (asyncpg) through the database URL.
+SQLite (aiosqlite, one thread hand-off a statement: `models.sqlite_driver`; WAL) by
+default, PostgreSQL (asyncpg) through the database URL.
 Migrations are Alembic's, run programmatically on the engine's own connection.
 """
 
@@ -17,6 +18,8 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
+
+from models import sqlite_driver
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -40,7 +43,9 @@ def make_engine(url: str, *, sqlite_synchronous: str = "FULL", **kwargs: Any) ->
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         kwargs.setdefault("connect_args", {"timeout": 30})
-        engine = create_async_engine(url, **kwargs)
+        if parsed.drivername == "sqlite+aiosqlite":  # one hand-off a statement
+            parsed = parsed.set(drivername=sqlite_driver.DRIVER)
+        engine = create_async_engine(parsed, **kwargs)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from rapidfuzz import fuzz, process
 
@@ -71,11 +72,16 @@ class KeywordTable:
         return cls(entries)
 
     def keywords_for(self, command: str, language: str) -> list[str]:
-        return [
-            e.keyword
-            for e in self.entries.values()
-            if e.command == command and e.language == language
-        ]
+        """The keywords of `command` in `language`, in the table's order."""
+        return list(self._by_command.get((command, language), ()))
+
+    @cached_property
+    def _by_command(self) -> dict[tuple[str, str], tuple[str, ...]]:
+        """(command, language) -> keywords; built at the first hint (HELP names five)."""
+        found: dict[tuple[str, str], list[str]] = {}
+        for e in self.entries.values():
+            found.setdefault((e.command, e.language), []).append(e.keyword)
+        return {key: tuple(words) for key, words in found.items()}
 
     def suggest(self, word: str) -> KeywordEntry | None:
         """The keyword closest to `word`, if close enough to be a likely typo."""
