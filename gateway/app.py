@@ -22,6 +22,7 @@ from gateway import (
     stats,
     twilio_sms,
 )
+from gateway.access_log import AccessLog
 from gateway.body_limit import BodyLimit
 from gateway.metrics import ERRORS
 from gateway.runtime import Runtime
@@ -87,6 +88,7 @@ def create_app(settings: Settings, config: CityConfig | None = None) -> FastAPI:
     )
     app.state.runtime = runtime
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(AccessLog)  # outside the limit: a 413 is logged too
     app.router.routes[:0] = twilio_sms.routes  # first: the route every message takes
     app.include_router(api_cases.router)
     app.include_router(api_mail.router)

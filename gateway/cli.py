@@ -49,6 +49,8 @@ def serve(
     off, so that at scale each runs in processes of its own (docs/OPERATIONS.md)."""
     import uvicorn
 
+    from gateway.access_log import LOG_CONFIG
+
     logging.getLogger().setLevel(logging.INFO)
 
     import os
@@ -88,6 +90,8 @@ def serve(
         workers=workers,
         proxy_headers=True,
         log_level="info",
+        access_log=False,  # the app writes it (gateway.access_log), uvicorn's format
+        log_config=LOG_CONFIG,
     )
 
 

@@ -16,7 +16,9 @@ from urllib.parse import quote, unquote_plus
 from parsers.addresses import mask
 from parsers.normalize import fold_digits
 
-ACCESS_LOGGER = "uvicorn.access"
+# Where access lines are written: the gateway's own (`gateway.access_log`, what `citygate
+# serve` runs) and uvicorn's (an app served by plain `uvicorn`).
+ACCESS_LOGGERS = ("citygate.access", "uvicorn.access")
 _SENSITIVE = re.compile(r"@|\d(?:[^\d&=]{0,3}\d){6}")
 
 
@@ -43,7 +45,7 @@ def _masked(encoded: str) -> str:
 
 
 class AccessLogMask(logging.Filter):
-    """Masks the query string of uvicorn's access records (their third argument is the
+    """Masks the query string of access records (their third argument is the
     path with the query: `'%s - "%s %s HTTP/%s" %d'`)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -56,8 +58,9 @@ class AccessLogMask(logging.Filter):
 
 
 def install_access_log_mask() -> None:
-    """Put the mask on uvicorn's access logger (once: calling again changes nothing).
+    """Put the mask on the access loggers (once: calling again changes nothing).
     A logger's filters survive uvicorn's own logging set-up, which runs before or after."""
-    logger = logging.getLogger(ACCESS_LOGGER)
-    if not any(isinstance(f, AccessLogMask) for f in logger.filters):
-        logger.addFilter(AccessLogMask())
+    for name in ACCESS_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, AccessLogMask) for f in logger.filters):
+            logger.addFilter(AccessLogMask())

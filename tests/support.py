@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import socket
+import threading
+import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
 import pytest
+import uvicorn
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 from twilio.request_validator import RequestValidator
 
+from gateway.access_log import LOG_CONFIG
 from gateway.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -175,3 +181,35 @@ def statements(engine: AsyncEngine) -> Iterator[list[str]]:
         yield seen
     finally:
         event.remove(sync, "before_cursor_execute", record)
+
+
+@asynccontextmanager
+async def served(make_app: Callable[[], Any]) -> AsyncIterator[str]:
+    """The app served by uvicorn as `citygate serve` serves it (factory, proxy headers,
+    log level info, the gateway's access log instead of uvicorn's), on a free loopback
+    port, in a thread; its base URL."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        make_app,
+        factory=True,
+        host="127.0.0.1",
+        port=port,
+        proxy_headers=True,
+        log_level="info",
+        access_log=False,
+        log_config=LOG_CONFIG,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    assert server.started
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.to_thread(thread.join, 20)

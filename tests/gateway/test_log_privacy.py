@@ -7,7 +7,7 @@ poller, replies sent to a real SMTP server with AUTH and to the Twilio stand-in,
 operator API, the admin pages, `citygate simulate`, a handler that fails inside the
 database) while every logger records at DEBUG; then each record's message, exception
 text and stack are searched for every sensitive value, also percent-decoded. The access
-log of the server as `citygate serve` runs it (uvicorn's) is checked in-process too.
+log of the server as `citygate serve` runs it (`gateway.access_log`) is checked in-process too.
 """
 
 from __future__ import annotations
@@ -15,9 +15,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import socket
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from email.message import EmailMessage
 from email.utils import make_msgid
@@ -27,11 +24,11 @@ from urllib.parse import unquote_plus
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import text
 from typer.testing import CliRunner
 
 import gateway.pipeline
+from gateway.access_log import ACCESS_LOGGER
 from gateway.app import create_app
 from gateway.email_poller import poll_once
 from gateway.outbox import deliver_due
@@ -48,6 +45,7 @@ from tests.support import (
     Twilio,
     mail_server_settings,
     make_settings,
+    served,
     sms_params,
 )
 from tests.twilio_standin import ACCOUNT_SID, TwilioStandIn
@@ -345,53 +343,33 @@ async def test_a_handler_failing_in_the_database_logs_no_address(
 
 
 @pytest.fixture
-async def served(
+async def served_app(
     settings: Settings, city_config: CityConfig, everything_at_debug: pytest.LogCaptureFixture
 ) -> AsyncIterator[str]:
-    """The app served by uvicorn as `citygate serve` runs it (factory, proxy headers,
-    log level info), on a free loopback port, in a thread; its base URL."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        lambda: create_app(settings, city_config),
-        factory=True,
-        host="127.0.0.1",
-        port=port,
-        proxy_headers=True,
-        log_level="info",
-    )
-    server = uvicorn.Server(config)
-    access = logging.getLogger("uvicorn.access")  # uvicorn makes it stop propagating
-    access.addHandler(everything_at_debug.handler)
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        await asyncio.sleep(0.02)
-    assert server.started
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.to_thread(thread.join, 20)
-        access.removeHandler(everything_at_debug.handler)
+    """The app served as `citygate serve` serves it (`tests.support.served`); its base URL."""
+    access = logging.getLogger(ACCESS_LOGGER)  # the serving set-up stops it propagating
+    async with served(lambda: create_app(settings, city_config)) as url:
+        access.addHandler(everything_at_debug.handler)  # after that set-up: it resets handlers
+        try:
+            yield url
+        finally:
+            access.removeHandler(everything_at_debug.handler)
 
 
 async def test_the_served_access_log_masks_addresses_in_query_strings(
-    served: str,
+    served_app: str,
     settings: Settings,
     dovecot: Dovecot,
     everything_at_debug: pytest.LogCaptureFixture,
 ) -> None:
-    async with httpx.AsyncClient(base_url=served, headers=BEARER) as http:
+    async with httpx.AsyncClient(base_url=served_app, headers=BEARER) as http:
         for params in ({"phone": PHONE, "email": EMAIL}, {"phone": "09127654329"}):
             response = await http.get("/api/v1/messages", params=params)
             assert response.status_code == 200
         assert (await http.get("/api/v1/cases", params={"q": PHONE[3:]})).status_code == 200
         assert (await http.get(f"/api/v1/cases?q={WALK_IN_EMAIL}")).status_code == 200
         assert (await http.get("/admin/cases", params={"q": "۰۹۱۲۷۶۵۴۳۲۹"})).status_code == 303
-    access = [r for r in everything_at_debug.records if r.name == "uvicorn.access"]
+    access = [r for r in everything_at_debug.records if r.name == ACCESS_LOGGER]
     assert len(access) == 5
     assert all("/api/v1/messages?" in r.getMessage() or "?q=" in r.getMessage() for r in access)
     assert_clean(everything_at_debug.records, all_secrets(dovecot))
