@@ -16,14 +16,10 @@ from __future__ import annotations
 
 import copy
 import logging
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.config import LOGGING_CONFIG
-from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
-
-if TYPE_CHECKING:
-    from uvicorn._types import HTTPScope
 
 ACCESS_LOGGER = "citygate.access"
 log = logging.getLogger(ACCESS_LOGGER)
@@ -50,24 +46,48 @@ class AccessLog:
         if scope["type"] != "http" or not log.isEnabledFor(logging.INFO):
             await self.app(scope, receive, send)
             return
-        status = 500  # what the client gets when the app raises before answering
+        logged = False
 
         async def answered(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
+            nonlocal logged
+            if message["type"] == "http.response.start" and not logged:
+                logged = True  # written as the answer starts, as uvicorn writes it
+                _line(scope, message["status"])
             await send(message)
 
         try:
             await self.app(scope, receive, answered)
-        finally:
-            if not (status == 200 and scope["path"] == _WEBHOOK):
-                http = cast("HTTPScope", scope)
-                log.info(
-                    '%s - "%s %s HTTP/%s" %d',
-                    get_client_addr(http),
-                    scope["method"],
-                    get_path_with_query_string(http),
-                    scope["http_version"],
-                    status,
-                )
+        except BaseException:
+            if not logged:  # the app raised before answering: the client gets a 500
+                _line(scope, 500)
+            raise
+
+
+def _line(scope: Scope, status: int) -> None:
+    if status == 200 and scope.get("path") == _WEBHOOK:
+        return  # the message line records it (gateway.pipeline)
+    log.info(
+        '%s - "%s %s HTTP/%s" %d',
+        _client(scope),
+        scope.get("method", ""),
+        _path_with_query(scope),
+        scope.get("http_version", "1.1"),
+        status,
+    )
+
+
+def _client(scope: Scope) -> str:
+    """ "host:port" as uvicorn writes it; any ASGI server's (or test client's) form."""
+    client = scope.get("client")
+    if not client:
+        return ""
+    return f"{client[0]}:{client[1]}"
+
+
+def _path_with_query(scope: Scope) -> str:
+    """The path as sent (`raw_path` when the server gives it) and the query, as uvicorn
+    writes them."""
+    raw = scope.get("raw_path")
+    path = raw.decode("latin-1") if isinstance(raw, bytes) else str(scope.get("path", ""))
+    query = scope.get("query_string", b"")
+    return f"{path}?{query.decode('latin-1')}" if query else path

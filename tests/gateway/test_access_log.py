@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from starlette.requests import Request
+from starlette.responses import Response
 from uvicorn.logging import AccessFormatter
 
 from gateway.access_log import ACCESS_LOGGER, LOG_CONFIG
@@ -71,3 +73,26 @@ def test_serve_gives_the_access_lines_uvicorns_handler_and_format() -> None:
     logger = LOG_CONFIG["loggers"][ACCESS_LOGGER]
     assert logger == {"handlers": ["access"], "level": "INFO", "propagate": False}
     assert LOG_CONFIG["handlers"]["access"]["formatter"] == "access"
+
+
+async def test_a_request_the_app_fails_on_is_logged_as_a_500(
+    settings: Settings, city_config: CityConfig
+) -> None:
+    app = create_app(settings, city_config)
+
+    async def boom(request: Request) -> Response:
+        raise RuntimeError("a bug")
+
+    app.add_route("/boom", boom)
+    lines = _Lines()
+    access = logging.getLogger(ACCESS_LOGGER)
+    access.addHandler(lines)
+    try:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
+            assert (await http.get("/boom?x=1")).status_code == 500
+    finally:
+        access.removeHandler(lines)
+    assert [line.split(" - ", 1)[1] for line in lines.lines] == [
+        '"GET /boom?x=1 HTTP/1.1" 500 Internal Server Error'
+    ]
