@@ -9,7 +9,11 @@ uvicorn with the same settings as `citygate serve` (bench/server.py), so
 citygate/ceiling is the share of the HTTP+signature budget that the gateway keeps while
 doing its real work.
 
-    uvicorn bench.ceiling:create_app --factory --workers N --proxy-headers --log-level info
+    python -m bench.ceiling --port P --workers N
+
+which serves it as `citygate serve` serves the gateway (`gateway.serving.run`: uvicorn
+with proxy headers and log level info, and with several workers each on a socket of its
+own), with uvicorn's access log.
 """
 
 from __future__ import annotations
@@ -81,3 +85,28 @@ def create_app() -> FastAPI:
         return {"status": "ok"}
 
     return app
+
+
+def main() -> None:
+    import argparse
+
+    from gateway.serving import run
+
+    parser = argparse.ArgumentParser(description="the bench's ceiling")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args()
+    run(
+        "bench.ceiling:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        proxy_headers=True,
+        log_level="info",
+    )
+
+
+if __name__ == "__main__":
+    main()

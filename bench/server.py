@@ -1,10 +1,11 @@
 """The servers under test: `citygate serve` on a throw-away database, and the ceiling.
 
-Both run as `uvicorn` with the same settings (`citygate serve` calls uvicorn.run with
-proxy_headers=True and log_level "info", so the access log is on for both), on a free
-loopback port, in a new session so that stopping them ends their workers too. A
-PostgreSQL run gets its own database `citygate_bench_<pid>_<n>`, migrated with
-`citygate migrate` and dropped afterwards; a SQLite run a file in a temporary folder.
+Both run under uvicorn with the same settings (`gateway.serving.run`: proxy_headers=True,
+log_level "info", several workers each on a socket of its own; citygate writes its own
+access log, the ceiling uvicorn's), on a free loopback port, in a new session so that
+stopping them ends their workers too. A PostgreSQL run gets its own database
+`citygate_bench_<pid>_<n>`, migrated with `citygate migrate` and dropped afterwards; a
+SQLite run a file in a temporary folder.
 """
 
 from __future__ import annotations
@@ -164,17 +165,7 @@ class Server:
         common = ["--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers)]
         if self.kind == "citygate":
             return [str(CITYGATE), "serve", *common, "--no-poller", "--no-outbox"]
-        return [
-            PYTHON,
-            "-m",
-            "uvicorn",
-            "bench.ceiling:create_app",
-            "--factory",
-            *common,
-            "--proxy-headers",
-            "--log-level",
-            "info",
-        ]
+        return [PYTHON, "-m", "bench.ceiling", *common]
 
     def environment(self) -> dict[str, str]:
         env = base_env(
@@ -235,8 +226,9 @@ class Server:
         ]
 
     def connection_split(self) -> list[int]:
-        """Established client connections each worker holds right now (uvicorn's
-        workers share one listening socket: whichever wakes first accepts)."""
+        """Established client connections each worker holds right now (each worker
+        listens on its own SO_REUSEPORT socket, `gateway.serving`; with one shared
+        socket, whichever worker woke first accepted)."""
         established: set[str] = set()
         for table in ("/proc/net/tcp", "/proc/net/tcp6"):
             with suppress(OSError):

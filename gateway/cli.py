@@ -47,8 +47,7 @@ def serve(
     """Run the gateway: HTTP (Twilio webhook, operator API, health), the email poller and
     the outbox worker in one process; --no-http / --no-poller / --no-outbox turn parts
     off, so that at scale each runs in processes of its own (docs/OPERATIONS.md)."""
-    import uvicorn
-
+    from gateway import serving
     from gateway.access_log import LOG_CONFIG
 
     logging.getLogger().setLevel(logging.INFO)
@@ -82,7 +81,7 @@ def serve(
             "[yellow]SQLite has one writer: several workers wait for each other's "
             "transactions (docs/BENCHMARKS.md); use PostgreSQL to run more than one.[/yellow]"
         )
-    uvicorn.run(
+    serving.run(  # several workers: each on a socket of its own (gateway/serving.py)
         "gateway.app:app_from_env",
         factory=True,
         host=host,
