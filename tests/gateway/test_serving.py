@@ -18,6 +18,7 @@ import pytest
 
 from bench.common import descendants, free_port
 from bench.server import CITYGATE
+from tests.faults.processes import spawn
 from tests.support import ROOT, as_environment
 
 CONNECTIONS = 32
@@ -39,25 +40,8 @@ def _environment(database_url: str, data_dir: Path) -> dict[str, str]:
 
 
 def _serve(port: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [
-                str(CITYGATE),
-                "serve",
-                "--port",
-                str(port),
-                "--workers",
-                "2",
-                "--no-poller",
-                "--no-outbox",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    command = [str(CITYGATE), "serve", "--port", str(port), "--workers", "2"]
+    return spawn([*command, "--no-poller", "--no-outbox"], env, log)
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
