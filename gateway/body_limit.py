@@ -3,9 +3,9 @@
 A request declaring a longer body (Content-Length) is answered 413 without reading it,
 and one declaring a shorter body passes untouched (the server never reads past the
 declared length); a body sent in chunks is counted as it arrives and cut off at the cap
-with a 413. The
-routes keep their own, smaller caps (the Twilio form: `gateway.twilio_sms`); this one
-keeps an operator API call or a stray client from making the process hold megabytes.
+with a 413. The routes keep their own, smaller caps (the Twilio form:
+`gateway.twilio_sms`); this one keeps an operator API call or a stray client from
+making the process hold megabytes.
 """
 
 from __future__ import annotations

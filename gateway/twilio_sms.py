@@ -99,7 +99,9 @@ def signed_url(request: Request, runtime: Runtime) -> str:
         return str(request.url)
     scope = request.scope
     path = scope["path"].replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
-    query = scope.get("query_string", b"").decode()
+    # bytes that are not UTF-8 cannot be in a URL Twilio signed: replaced, they fail the
+    # signature (403) instead of failing the request (500)
+    query = scope.get("query_string", b"").decode("utf-8", "replace")
     return f"{base}{path}" + (f"?{query}" if query else "")
 
 

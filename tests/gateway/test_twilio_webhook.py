@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 import pytest
 from sqlalchemy import func, select
@@ -259,4 +259,43 @@ async def test_a_client_gone_before_its_body_is_a_quiet_400(app, caplog):
     }
     await app(scope, receive, send)
     assert sent[0]["status"] == 400
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+async def test_a_query_that_is_not_utf8_is_a_403_not_a_500(app, caplog):
+    """Raw bytes no client would percent-encode reach the signature check replaced: no
+    URL Twilio signed holds them."""
+    params = sms_params("HELP", "+989121234567")
+    body = urlencode(params).encode()
+    sent: list[dict] = []
+    given = False
+
+    async def receive() -> dict:
+        nonlocal given
+        given = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/sms/twilio",
+        "raw_path": b"/sms/twilio",
+        "root_path": "",
+        "query_string": b"x=\xff",
+        "client": ("203.0.113.9", 1),
+        "server": ("gateway", 80),
+        "headers": [
+            (b"content-type", b"application/x-www-form-urlencoded"),
+            (b"content-length", str(len(body)).encode()),
+            (b"x-twilio-signature", b"forged"),
+        ],
+    }
+    await app(scope, receive, send)
+    assert sent[0]["status"] == 403
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
