@@ -11,6 +11,11 @@ send `messages` messages between them, the webhook part's mix (half HELP, a quar
 `STATUS code` of a case of another contact, a quarter the same with its PIN). Prints
 messages/s, the CPU time of the process per message (all its threads: aiosqlite's
 included) and how many groups the group commit made.
+
+With `--http` each message is instead a signed webhook request (`bench.signing`, the
+same mix) handed to the app's ASGI callable as uvicorn hands it, without a socket: the
+route, its middleware and FastAPI are counted, uvicorn's parsing and writing are not
+(`bench.instructions` counts the instructions of either mode).
 """
 
 from __future__ import annotations
