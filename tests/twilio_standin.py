@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse
 
 ACCOUNT_SID = "AC" + "1" * 32
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
+FROM_NUMBER = "+982100000000"  # the city's number replies come from
 
 
 @dataclass
@@ -35,6 +36,15 @@ class TwilioStandIn:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def settings(self) -> dict[str, str]:
+        """Settings sending the gateway's SMS through this stand-in (Twilio's REST API),
+        from the city's number; the auth token is each suite's own choice."""
+        return {
+            "twilio_account_sid": ACCOUNT_SID,
+            "twilio_from_number": FROM_NUMBER,
+            "twilio_api_url": self.url,
+        }
 
     def fail_next(self, status: int, code: int, message: str) -> None:
         self.failures.append((status, code, message))

@@ -22,8 +22,14 @@ from pydantic import SecretStr
 from gateway.app import create_app
 from gateway.outbox import deliver_due
 from gateway.runtime import Runtime
-from tests.support import make_settings, missing_service, reply_text, sms_params
-from tests.twilio_standin import ACCOUNT_SID, AUTH_TOKEN
+from tests.support import (
+    mail_server_settings,
+    make_settings,
+    missing_service,
+    reply_text,
+    sms_params,
+)
+from tests.twilio_standin import AUTH_TOKEN
 
 CHROMIUM = Path("/usr/bin/chromium")
 TOKEN = "sara-operator-token-0123456789"
@@ -42,13 +48,8 @@ def served(database_url, city_config, twilio_api, smtp_capture, tmp_path):
         twilio_auth_token=None,
         dev_mode=True,
         public_url=None,
-        twilio_account_sid=ACCOUNT_SID,
-        twilio_from_number="+982100000000",
-        twilio_api_url=twilio_api.url,
-        smtp_host=smtp_capture.host,
-        smtp_port=smtp_capture.port,
-        smtp_security="none",
-        mail_from="desk@city.example",
+        **twilio_api.settings(),
+        **mail_server_settings(smtp=smtp_capture),
         data_dir=tmp_path,
         run_outbox=False,
         secret_key="browser-test-secret-key",

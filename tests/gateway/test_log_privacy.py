@@ -48,7 +48,7 @@ from tests.support import (
     served,
     sms_params,
 )
-from tests.twilio_standin import ACCOUNT_SID, TwilioStandIn
+from tests.twilio_standin import TwilioStandIn
 
 PHONE = "+989127654329"
 OTHER_PHONE = "+989351112234"
@@ -151,9 +151,7 @@ def settings(
 ) -> Settings:
     return make_settings(
         database_url,
-        twilio_account_sid=ACCOUNT_SID,
-        twilio_from_number="+982100000000",
-        twilio_api_url=twilio_api.url,
+        **twilio_api.settings(),
         **mail_server_settings(dovecot, smtp_auth),
         smtp_user=SMTP_USER,
         smtp_password=SMTP_PASSWORD,

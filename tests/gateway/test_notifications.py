@@ -14,8 +14,8 @@ from gateway.outbox import deliver_due
 from models.contacts import Contact
 from models.messages import OutboundMessage
 from parsers.display import persian_digits
-from tests.support import ADMIN_TOKEN, Twilio, make_settings
-from tests.twilio_standin import ACCOUNT_SID, AUTH_TOKEN, TwilioStandIn
+from tests.support import ADMIN_TOKEN, Twilio, mail_server_settings, make_settings
+from tests.twilio_standin import AUTH_TOKEN, TwilioStandIn
 
 HEADERS = {"authorization": f"Bearer {ADMIN_TOKEN}"}
 FIELDS = {"postal_code": "1435678911", "district": "6", "plate_number": "12", "intended_use": "1"}
@@ -25,14 +25,9 @@ FIELDS = {"postal_code": "1435678911", "district": "6", "plate_number": "12", "i
 def settings(database_url, twilio_api: TwilioStandIn, smtp_capture, tmp_path):
     return make_settings(
         database_url,
-        twilio_account_sid=ACCOUNT_SID,
+        **twilio_api.settings(),
+        **mail_server_settings(smtp=smtp_capture),
         twilio_auth_token=AUTH_TOKEN,
-        twilio_from_number="+982100000000",
-        twilio_api_url=twilio_api.url,
-        smtp_host=smtp_capture.host,
-        smtp_port=smtp_capture.port,
-        smtp_security="none",
-        mail_from="desk@city.example",
         data_dir=tmp_path,
     )
 

@@ -22,7 +22,7 @@ from models.cases import Case
 from models.inbox import NewInbound, store_inbound
 from models.messages import InboundMessage, OutboundMessage
 from tests.support import Twilio, make_settings, reply_messages, sms_params
-from tests.twilio_standin import ACCOUNT_SID, AUTH_TOKEN, TwilioStandIn
+from tests.twilio_standin import AUTH_TOKEN, TwilioStandIn
 
 CITIZEN = "+989121234567"
 
@@ -31,10 +31,8 @@ CITIZEN = "+989121234567"
 def settings(database_url: str, twilio_api: TwilioStandIn, tmp_path: Any):
     return make_settings(
         database_url,
-        twilio_account_sid=ACCOUNT_SID,
+        **twilio_api.settings(),
         twilio_auth_token=AUTH_TOKEN,
-        twilio_from_number="+982100000000",
-        twilio_api_url=twilio_api.url,
         data_dir=tmp_path,
         secret_key="resume-secret-key-0123456789",
     )
