@@ -88,22 +88,13 @@ async def _one_run(n: int, db_url: str, work: Path, dovecot: Any, smtp: Any) -> 
     from gateway.outbox import deliver_due
     from gateway.runtime import Runtime
     from gateway.settings import Settings
+    from tests.support import mail_server_settings
 
     settings = Settings(
         database_url=db_url,
         config=CONFIG,
         mail_limit_messages=10**9,  # never reached, still counted (bench.server)
-        imap_host=dovecot.host,
-        imap_port=dovecot.port,
-        imap_user=dovecot.user,
-        imap_password=dovecot.password,
-        imap_security="none",
-        imap_first_start="all",
-        imap_timeout=30,
-        smtp_host=smtp.host,
-        smtp_port=smtp.port,
-        smtp_security="none",
-        mail_from=DESK,
+        **{**mail_server_settings(dovecot, smtp), "imap_timeout": 30},  # a 200-mail chunk
         data_dir=work / "data",
         secret_key=SecretStr("bench-secret-key-for-tokens"),
     )

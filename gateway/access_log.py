@@ -21,9 +21,10 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.config import LOGGING_CONFIG
 
+from gateway.twilio_sms import INBOUND_PATH
+
 ACCESS_LOGGER = "citygate.access"
 log = logging.getLogger(ACCESS_LOGGER)
-_WEBHOOK = "/sms/twilio"
 
 
 def _log_config() -> dict[str, Any]:
@@ -64,7 +65,7 @@ class AccessLog:
 
 
 def _line(scope: Scope, status: int) -> None:
-    if status == 200 and scope.get("path") == _WEBHOOK:
+    if status == 200 and scope.get("path") == INBOUND_PATH:
         return  # the message line records it (gateway.pipeline)
     log.info(
         '%s - "%s %s HTTP/%s" %d',

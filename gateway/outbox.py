@@ -54,6 +54,8 @@ async def send_sms(runtime: Runtime, row: OutboundMessage) -> str:
     from twilio.http.async_http_client import AsyncTwilioHttpClient
     from twilio.rest import Client
 
+    from gateway.twilio_sms import status_callback
+
     settings = runtime.settings
     if not (settings.twilio_account_sid and settings.twilio_auth_token):
         raise RuntimeError("Twilio is not configured (TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN)")
@@ -64,11 +66,7 @@ async def send_sms(runtime: Runtime, row: OutboundMessage) -> str:
         http_client=http,
     )
     client.api.base_url = settings.twilio_api_url.rstrip("/")
-    callback = (
-        f"{settings.public_url}/sms/twilio/status?outbound={row.id}"
-        if settings.public_url
-        else None
-    )
+    callback = status_callback(settings.public_url, row.id) if settings.public_url else None
     try:
         message = await client.api.v2010.accounts(
             settings.twilio_account_sid

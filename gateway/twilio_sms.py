@@ -42,6 +42,8 @@ from parsers.addresses import normalize_phone
 from parsers.errors import ParseError
 
 log = logging.getLogger("citygate.twilio")
+INBOUND_PATH = "/sms/twilio"  # where Twilio posts inbound SMS (the console's webhook URL)
+STATUS_PATH = f"{INBOUND_PATH}/status"  # where it reports on the SMS we sent
 MAX_FORM_BYTES = 64 * 1024
 FORM_TYPE = "application/x-www-form-urlencoded"
 
@@ -166,6 +168,11 @@ def _validator(token: str) -> RequestValidator:
     return RequestValidator(token)
 
 
+def status_callback(base_url: str, outbound_id: int) -> str:
+    """The URL Twilio reports the delivery of our SMS row `outbound_id` to."""
+    return f"{base_url}{STATUS_PATH}?outbound={outbound_id}"
+
+
 def _refusal(exc: Refused) -> Response:
     WEBHOOK_REJECTED.labels(reason=str(exc.status)).inc()
     log.warning("twilio webhook refused (%d): %s", exc.status, exc.reason)
@@ -286,7 +293,7 @@ async def inbound_sms(request: Request) -> Response:
     )
     base = runtime.settings.public_url or str(request.base_url).rstrip("/")
     messages = [
-        (text, f"{base}/sms/twilio/status?outbound={m.outbound_id}" if m.outbound_id else None)
+        (text, status_callback(base, m.outbound_id) if m.outbound_id else None)
         for m in outcome.messages
         if (text := xml_safe(m.text))
     ]
@@ -323,6 +330,6 @@ async def delivery_status(request: Request) -> Response:
 
 
 routes = [
-    Route("/sms/twilio", inbound_sms, methods=["POST"], name="twilio_inbound"),
-    Route("/sms/twilio/status", delivery_status, methods=["POST"], name="twilio_status"),
+    Route(INBOUND_PATH, inbound_sms, methods=["POST"], name="twilio_inbound"),
+    Route(STATUS_PATH, delivery_status, methods=["POST"], name="twilio_status"),
 ]
