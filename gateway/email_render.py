@@ -16,6 +16,7 @@ import secrets
 from email.message import EmailMessage
 from email.utils import formatdate
 
+from parsers.mail_policy import POLICY
 from parsers.quotes import REPLY_MARKER
 
 _TOKEN = re.compile(r"cg\.([0-9a-f]{16})\.([0-9a-f]{12})")
@@ -65,6 +66,19 @@ def tagged_code(subject: str) -> str | None:
     return match.group(1) if match else None
 
 
+def _transfer_encoding(text: str) -> str | None:
+    """base64 where the library would store 8bit, else its own choice (None).
+
+    Non-ASCII text with short lines is kept as 8bit, and every `as_string` then copies
+    the whole message and re-encodes the part to base64 (the generator's surrogate
+    path): the same output, made at twice the cost. Said up front, it is made once.
+    """
+    lines = text.encode("utf-8").splitlines()
+    if text.isascii() or max((len(line) for line in lines), default=0) > POLICY.max_line_length:
+        return None
+    return "base64"
+
+
 def render_reply(
     *,
     mail_from: str,
@@ -83,7 +97,7 @@ def render_reply(
     )
     if code and case_tag(code) not in base:
         base = f"{base} {case_tag(code)}"
-    message = EmailMessage()
+    message = EmailMessage(policy=POLICY)
     message["From"] = mail_from
     message["To"] = to
     message["Subject"] = clean_header(f"Re: {base}", 250)
@@ -95,7 +109,8 @@ def render_reply(
     message["Auto-Submitted"] = "auto-replied"
     message["X-Auto-Response-Suppress"] = "All"
     marker = f"{REPLY_MARKER} {token}"
-    message.set_content(f"{marker}\n\n{body}\n", charset="utf-8")
+    text = f"{marker}\n\n{body}\n"
+    message.set_content(text, charset="utf-8", cte=_transfer_encoding(text))
     direction = "rtl" if language == "fa" else "ltr"
     paragraphs = "".join(
         f"<p>{html.escape(p).replace(chr(10), '<br>')}</p>" for p in body.split("\n\n")
@@ -106,5 +121,5 @@ def render_reply(
         f'<div dir="{direction}" style="text-align:{"right" if direction == "rtl" else "left"}">'
         f"{paragraphs}</div></body></html>"
     )
-    message.add_alternative(page, subtype="html", charset="utf-8")
+    message.add_alternative(page, subtype="html", charset="utf-8", cte=_transfer_encoding(page))
     return message

@@ -19,7 +19,7 @@ import random
 import time
 from dataclasses import dataclass
 from datetime import timedelta
-from email import message_from_string, policy
+from email import message_from_string
 from email.utils import parseaddr
 
 import aiosmtplib
@@ -30,6 +30,7 @@ from gateway.smtp_link import SmtpLink
 from models.base import utcnow
 from models.messages import OutboundMessage, claim_due, record_attempt
 from parsers.addresses import mask
+from parsers.mail_policy import SMTP_POLICY
 
 log = logging.getLogger("citygate.outbox")
 BASE_DELAY = timedelta(seconds=30)
@@ -116,7 +117,7 @@ async def send_email(runtime: Runtime, row: OutboundMessage, link: SmtpLink | No
             # encoding; sent as stored, without parsing and serialising it again.
             await link.send_raw(sender, row.to_address, row.payload)
         else:  # an address needing SMTPUTF8: the library's own handling
-            await link.send(message_from_string(row.payload, policy=policy.SMTP))
+            await link.send(message_from_string(row.payload, policy=SMTP_POLICY))
     except aiosmtplib.SMTPResponseException as exc:
         if 500 <= exc.code < 600:
             raise PermanentFailure(f"{exc.code} {exc.message}") from None

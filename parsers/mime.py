@@ -1,6 +1,6 @@
 """Bytes to an email we can act on: headers, the text of the new message, attachments.
 
-Parsed from bytes with `email.policy.default`, never pre-decoded. Charsets Python lacks
+Parsed from bytes with `email.policy.default` (parsers.mail_policy), never pre-decoded. Charsets Python lacks
 (iso-8859-6-i, iso-8859-8-i, ks_c_5601-1987, x-mac-*) are known through a codec alias
 registered on import; an unknown charset falls back to UTF-8 and then windows-1256
 with replacement, never an exception. text/plain is preferred; HTML-only mail is turned
@@ -19,12 +19,12 @@ import codecs
 import email
 import re
 from dataclasses import dataclass, field
-from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage, Message
 from email.utils import getaddresses
 
 from parsers.html_text import html_to_text
+from parsers.mail_policy import POLICY
 
 CHARSET_ALIASES = {
     "iso-8859-6-i": "iso-8859-6",
@@ -212,7 +212,7 @@ def _walk(message: Message) -> tuple[list[str], list[str], list[Attachment]]:
 
 def parse_email(raw: bytes, *, max_text_chars: int = MAX_TEXT_CHARS) -> ParsedEmail:
     """Parse a whole message; broken MIME yields what can be read, never an exception."""
-    message = email.message_from_bytes(raw, policy=policy.default)
+    message = email.message_from_bytes(raw, policy=POLICY)
     # Each header parsed once (the policy parses again at every `get`), the first of
     # each name, as `Message.get` gives it.
     first: dict[str, str] = {}
@@ -262,6 +262,6 @@ def parse_email(raw: bytes, *, max_text_chars: int = MAX_TEXT_CHARS) -> ParsedEm
 
 def as_email_message(raw: bytes) -> EmailMessage:
     """The standard library's view of `raw`, for callers that need more than we extract."""
-    parsed = email.message_from_bytes(raw, policy=policy.default)
+    parsed = email.message_from_bytes(raw, policy=POLICY)
     assert isinstance(parsed, EmailMessage)
     return parsed
