@@ -74,7 +74,8 @@ def _transfer_encoding(text: str) -> str | None:
     path): the same output, made at twice the cost. Said up front, it is made once.
     """
     lines = text.encode("utf-8").splitlines()
-    if text.isascii() or max((len(line) for line in lines), default=0) > POLICY.max_line_length:
+    longest = max((len(line) for line in lines), default=0)
+    if text.isascii() or longest > (POLICY.max_line_length or 0):
         return None
     return "base64"
 

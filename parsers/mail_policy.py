@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from email import policy
 from email.headerregistry import BaseHeader, HeaderRegistry
+from email.message import EmailMessage
 from email.policy import EmailPolicy
 
 
@@ -35,7 +36,7 @@ class CachedHeaderRegistry(HeaderRegistry):
         return made
 
 
-POLICY: EmailPolicy = policy.default.clone(header_factory=CachedHeaderRegistry())
+POLICY: EmailPolicy[EmailMessage] = policy.default.clone(header_factory=CachedHeaderRegistry())
 """`policy.default` (linesep "\\n", no line-length cap on parse) with the cached registry."""
-SMTP_POLICY: EmailPolicy = POLICY.clone(linesep="\r\n")
+SMTP_POLICY: EmailPolicy[EmailMessage] = POLICY.clone(linesep="\r\n")
 """As `policy.SMTP`: `POLICY` with CRLF line ends."""

@@ -4,7 +4,8 @@ Parsed from bytes with `email.policy.default` (as parsers.mail_policy.POLICY), n
 pre-decoded. Charsets Python lacks (iso-8859-6-i, iso-8859-8-i, ks_c_5601-1987, x-mac-*)
 are known through a codec alias registered on import; an unknown charset falls back to
 UTF-8 and then windows-1256 with replacement, never an exception. text/plain is
-preferred; HTML-only mail is turned into text. NULs are stripped and very long bodies cut with a visible marker.
+preferred; HTML-only mail is turned into text. NULs are stripped and very long bodies
+cut with a visible marker.
 
 >>> raw = (b"From: =?utf-8?b?2LnZhNuM?= <Ali@Example.org>\\r\\nSubject: STATUS 1\\r\\n"
 ...        b"Message-ID: <a1@example.org>\\r\\n\\r\\nhello\\r\\n")
