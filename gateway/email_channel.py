@@ -397,9 +397,9 @@ async def _queue_reply(
         body=reply.text,
         kind="reply",
         status="pending",
-        message_id=str(message["Message-ID"]),
+        message_id=message.message_id,
         case_id=case_id,
-        payload=message.as_string(),
+        payload=message.text,
         next_attempt_at=runtime.clock(),
         created_at=runtime.clock(),
     )

@@ -4,6 +4,15 @@ A Message-ID we make carries a token signed with the gateway's secret, so a repl
 is recognised as ours even if nothing else survives. Every automatic reply says
 `Auto-Submitted: auto-replied`. Citizen text only ever reaches a header through
 `clean_header`, which removes line breaks, so no header can be injected.
+
+A reply is written out as text, not built as an `EmailMessage` and serialised: that
+took the standard library's header objects twice for every header (a parse when set, a
+fold when written) and was most of the email path's time. The text is what
+`EmailMessage.as_string()` gave, byte for byte (tests/gateway/test_mail_policy.py
+renders the stock way beside it): a header that is plain ASCII and fits on a line is
+written as it is, which is what the library writes for it, and any other (an encoded
+word, a long References line, a display name that needs quoting) is folded by the
+library itself; the bodies are encoded by the library's own text encoder.
 """
 
 from __future__ import annotations
@@ -11,10 +20,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import html
+import random
 import re
 import secrets
-from email.message import EmailMessage
-from email.utils import formatdate
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.contentmanager import _encode_text  # type: ignore[attr-defined]
+from email.utils import format_datetime
 
 from parsers.mail_policy import POLICY
 from parsers.quotes import REPLY_MARKER
@@ -22,6 +35,15 @@ from parsers.quotes import REPLY_MARKER
 _TOKEN = re.compile(r"cg\.([0-9a-f]{16})\.([0-9a-f]{12})")
 _REPLY_PREFIX = re.compile(r"^\s*((re|fw|fwd|aw|sv|پاسخ|پ|رد|ج|جواب)\s*[:：]\s*)+", re.IGNORECASE)
 _CASE_TAG = re.compile(r"\[CG-(\d{12})\]")
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_ADDR_SPEC = rf"{_ATEXT}(?:\.{_ATEXT})*@{_ATEXT}(?:\.{_ATEXT})*"
+# Header values the library writes back unchanged when they fit on one line.
+_AS_IS = {
+    "from": re.compile(rf"(?:{_ATEXT}(?: {_ATEXT})* <{_ADDR_SPEC}>|{_ADDR_SPEC})\Z"),
+    "to": re.compile(rf"(?:{_ATEXT}(?: {_ATEXT})* <{_ADDR_SPEC}>|{_ADDR_SPEC})\Z"),
+    "message-id": re.compile(rf"<{_ADDR_SPEC}>\Z"),
+}
+_UNSTRUCTURED = re.compile(r"[\x21-\x7e]+(?: [\x21-\x7e]+)*\Z")
 
 
 def sign(secret: bytes, nonce: str) -> str:
@@ -66,18 +88,61 @@ def tagged_code(subject: str) -> str | None:
     return match.group(1) if match else None
 
 
+@dataclass(frozen=True)
+class RenderedMail:
+    """A message for the outbox: its Message-ID and its whole text (LF line ends)."""
+
+    message_id: str
+    text: str
+
+
+# Headers the library parses by a grammar of their own (addresses, dates, MIME); Subject
+# and every other header are unstructured text.
+_STRUCTURED = set(POLICY.header_factory.registry) - {"subject"}  # type: ignore[attr-defined]
+
+
+def header_line(name: str, value: str) -> str:
+    """`name: value` as the library folds it for `POLICY`, with its line end."""
+    line = f"{name}: {value}"
+    lower = name.lower()
+    if (
+        len(line) <= (POLICY.max_line_length or 0)
+        and "=?" not in value
+        and (lower in _AS_IS or lower not in _STRUCTURED)
+        and _AS_IS.get(lower, _UNSTRUCTURED).match(value)
+    ):
+        return line + "\n"
+    folded: str = POLICY.fold(name, POLICY.header_store_parse(name, value)[1])
+    return folded
+
+
 def _transfer_encoding(text: str) -> str | None:
     """base64 where the library would store 8bit, else its own choice (None).
 
-    Non-ASCII text with short lines is kept as 8bit, and every `as_string` then copies
-    the whole message and re-encodes the part to base64 (the generator's surrogate
-    path): the same output, made at twice the cost. Said up front, it is made once.
+    Non-ASCII text with short lines is kept as 8bit by `set_content`, and `as_string`
+    then re-encodes it to base64: the text is the same as encoding it base64 at once.
     """
     lines = text.encode("utf-8").splitlines()
     longest = max((len(line) for line in lines), default=0)
     if text.isascii() or longest > (POLICY.max_line_length or 0):
         return None
     return "base64"
+
+
+def _text_part(subtype: str, text: str, *, mime_version: bool) -> str:
+    encoded: tuple[str, str] = _encode_text(text, "utf-8", _transfer_encoding(text), POLICY)
+    cte, data = encoded
+    head = f'Content-Type: text/{subtype}; charset="utf-8"\nContent-Transfer-Encoding: {cte}\n'
+    return head + ("MIME-Version: 1.0\n" if mime_version else "") + "\n" + data
+
+
+def _boundary(text: str) -> str:
+    """As the library makes one: random digits, and a suffix while the text holds it."""
+    boundary = "=" * 15 + f"{random.randrange(sys.maxsize):019d}" + "=="
+    chosen, counter = boundary, 0
+    while f"--{chosen}" in text:
+        chosen, counter = f"{boundary}.{counter}", counter + 1
+    return chosen
 
 
 def render_reply(
@@ -91,27 +156,31 @@ def render_reply(
     in_reply_to: str | None,
     references: tuple[str, ...],
     code: str | None = None,
-) -> EmailMessage:
-    """The reply as a MIME message: UTF-8 text and an HTML alternative."""
+    reply: bool = True,
+) -> RenderedMail:
+    """The reply as MIME text: UTF-8 text and an HTML alternative. With `reply` false
+    (an announcement) the subject has no "Re:"."""
     base = strip_reply_prefix(clean_header(subject)) or (
         "درخواست شما" if language == "fa" else "Your request"
     )
     if code and case_tag(code) not in base:
         base = f"{base} {case_tag(code)}"
-    message = EmailMessage(policy=POLICY)
-    message["From"] = mail_from
-    message["To"] = to
-    message["Subject"] = clean_header(f"Re: {base}", 250)
-    message["Date"] = formatdate(localtime=False, usegmt=True)
-    message["Message-ID"] = message_id(token, mail_from)
+    subject_line = clean_header(f"Re: {base}", 250)
+    if not reply:
+        subject_line = subject_line.removeprefix("Re: ")
+    msgid = message_id(token, mail_from)
+    headers = [
+        header_line("From", mail_from),
+        header_line("To", to),
+        header_line("Subject", subject_line),
+        f"Date: {format_datetime(datetime.now(UTC))}\n",
+        header_line("Message-ID", msgid),
+    ]
     if in_reply_to:
-        message["In-Reply-To"] = in_reply_to
-        message["References"] = " ".join([*references[-10:], in_reply_to])
-    message["Auto-Submitted"] = "auto-replied"
-    message["X-Auto-Response-Suppress"] = "All"
+        headers.append(header_line("In-Reply-To", in_reply_to))
+        headers.append(header_line("References", " ".join([*references[-10:], in_reply_to])))
+    headers.append("Auto-Submitted: auto-replied\nX-Auto-Response-Suppress: All\n")
     marker = f"{REPLY_MARKER} {token}"
-    text = f"{marker}\n\n{body}\n"
-    message.set_content(text, charset="utf-8", cte=_transfer_encoding(text))
     direction = "rtl" if language == "fa" else "ltr"
     paragraphs = "".join(
         f"<p>{html.escape(p).replace(chr(10), '<br>')}</p>" for p in body.split("\n\n")
@@ -122,5 +191,12 @@ def render_reply(
         f'<div dir="{direction}" style="text-align:{"right" if direction == "rtl" else "left"}">'
         f"{paragraphs}</div></body></html>"
     )
-    message.add_alternative(page, subtype="html", charset="utf-8", cte=_transfer_encoding(page))
-    return message
+    plain = _text_part("plain", f"{marker}\n\n{body}\n", mime_version=False)
+    rich = _text_part("html", page, mime_version=True)
+    b = _boundary(plain + rich)
+    text = (
+        "".join(headers)
+        + f'MIME-Version: 1.0\nContent-Type: multipart/alternative;\n boundary="{b}"\n\n'
+        + f"--{b}\n{plain}\n--{b}\n{rich}\n--{b}--\n"
+    )
+    return RenderedMail(msgid, text)

@@ -6,8 +6,6 @@ retries. A contact who opted out gets nothing; the row says so, for the operator
 
 from __future__ import annotations
 
-from email.utils import formatdate
-
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.email_render import new_token, render_reply
@@ -67,11 +65,10 @@ async def queue_notification(
             in_reply_to=None,
             references=(),
             code=case.code,
+            reply=False,
         )
-        message.replace_header("Subject", message["Subject"].removeprefix("Re: "))
-        message.replace_header("Date", formatdate(usegmt=True))
-        row.message_id = str(message["Message-ID"])
-        row.payload = message.as_string()
+        row.message_id = message.message_id
+        row.payload = message.text
     session.add(row)
     await session.flush()
     return row
