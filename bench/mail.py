@@ -1,12 +1,13 @@
 """The email loop: N mails in Dovecot until every one is answered through SMTP.
 
-A throw-away Dovecot (tests/mailservers.Dovecot) and an aiosmtpd capture
-(tests/mailservers.SmtpCapture); a `Runtime` built as tests/gateway/test_email.py's
-fixture builds it, on a fresh database per run. N mails from N different citizens
-(a third each: HELP, "NEW 6" asking for the fill-in form, and a complete land-use form
-that files a case) are appended first, untimed. Then the clock runs over one
-`gateway.email_poller.poll_once` (fetch, handle, move to Processed) and as many
-`gateway.outbox.deliver_due` passes as it takes to send every queued reply.
+A throw-away Dovecot (tests/mailservers.Dovecot) and an aiosmtpd server in a process of
+its own (bench.smtp_sink: the tests' in-process capture would share the gateway's
+interpreter lock and put its own work into the figure); a `Runtime` built as
+tests/gateway/test_email.py's fixture builds it, on a fresh database per run. N mails
+from N different citizens (a third each: HELP, "NEW 6" asking for the fill-in form, and
+a complete land-use form that files a case) are appended first, untimed. Then the clock
+runs over one `gateway.email_poller.poll_once` (fetch, handle, move to Processed) and as
+many `gateway.outbox.deliver_due` passes as it takes to send every queued reply.
 
 emails/s is N over the whole time; the outbox rate is replies sent over the delivery
 time alone (the replies of one `deliver_due` pass share one SMTP connection).
@@ -102,7 +103,7 @@ async def _one_run(n: int, db_url: str, work: Path, dovecot: Any, smtp: Any) -> 
     try:
         if runtime.is_sqlite:
             await runtime.migrate()
-        smtp.messages.clear()
+        smtp.clear()
         await asyncio.to_thread(_append_all, dovecot, [citizen_mail(i) for i in range(n)])
         started = time.perf_counter()
         polled = await poll_once(runtime)
@@ -120,7 +121,7 @@ async def _one_run(n: int, db_url: str, work: Path, dovecot: Any, smtp: Any) -> 
         finished = time.perf_counter()
     finally:
         await runtime.close()
-    answered = {rcpt for captured in smtp.messages for rcpt in captured.rcpt_tos}
+    answered = {rcpt for _, rcpts, _ in smtp.envelopes() for rcpt in rcpts}
     total, delivering = finished - started, finished - poll_done
     return {
         "n": n,
@@ -144,10 +145,11 @@ def run_mail(n: int, runs: int, backends: list[str], work: Path) -> Part:
     if missing:
         part.skipped = missing
         return part
-    from tests.mailservers import Dovecot, SmtpCapture
+    from bench.smtp_sink import SmtpSink
+    from tests.mailservers import Dovecot
 
     started = time.monotonic()
-    with Dovecot() as dovecot, SmtpCapture() as smtp:
+    with Dovecot() as dovecot, SmtpSink() as smtp:
         for backend in backends:
             results = []
             for i in range(runs):
