@@ -187,3 +187,41 @@ def run_mail(n: int, runs: int, backends: list[str], work: Path) -> Part:
             )
     part.seconds = time.monotonic() - started
     return part
+
+
+def main() -> None:
+    """One email run, for `bench.instructions --email`: `python -m bench.mail --emails N`."""
+    import argparse
+    import json
+    import tempfile
+
+    from bench.server import database
+    from bench.smtp_sink import SmtpSink
+    from tests.mailservers import Dovecot
+
+    parser = argparse.ArgumentParser(description="one run of the email part")
+    parser.add_argument("--emails", type=int, default=200)
+    parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument(
+        "--pin-iterations",
+        type=int,
+        default=None,
+        help="PBKDF2 rounds for new cases' PINs (bench.instructions sets 1: the hash is "
+        "a fixed cost in its own thread, and would be most of the count)",
+    )
+    args = parser.parse_args()
+    if args.pin_iterations is not None:
+        import models.cases
+
+        models.cases.PIN_ITERATIONS = args.pin_iterations
+    missing = dovecot_missing()
+    if missing:
+        raise SystemExit(missing)
+    with tempfile.TemporaryDirectory() as work, Dovecot() as dovecot, SmtpSink() as smtp:
+        with database(args.db, Path(work)) as db:
+            result = asyncio.run(_one_run(args.emails, db.url, Path(work), dovecot, smtp))
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

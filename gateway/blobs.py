@@ -38,5 +38,18 @@ def store_blob(data_dir: Path, kind: str, data: bytes) -> str:
     return digest
 
 
+def store_blobs(data_dir: Path, raws: list[bytes | None]) -> list[str | None]:
+    """Mails stored with `store_blob`, in order (one worker thread for a poller's chunk):
+    each one's digest, None for a missing body or where storing failed (the caller tries
+    again and records the failure)."""
+    digests: list[str | None] = []
+    for raw in raws:
+        try:
+            digests.append(store_blob(data_dir, "mail", raw) if raw is not None else None)
+        except OSError:
+            digests.append(None)
+    return digests
+
+
 def read_blob(data_dir: Path, kind: str, digest: str) -> bytes:
     return blob_path(data_dir, kind, digest).read_bytes()

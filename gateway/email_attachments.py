@@ -6,6 +6,7 @@ A file's name is only ever a label: it is never used as a path.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import TYPE_CHECKING
 
@@ -37,13 +38,18 @@ async def store_attachments(
     settings = runtime.settings
     notes: list[str] = []
     megabytes = settings.mail_attachment_max_bytes // (1024 * 1024)
+    stored = False
     for attachment in mail.parsed.attachments:
         name = label(attachment.filename)
         allowed = attachment.content_type.lower() in settings.attachment_types
         if not allowed or attachment.size > settings.mail_attachment_max_bytes:
             notes.append(ctx.say("email_attachment_refused", name=name, max=megabytes))
             continue
-        digest = store_blob(settings.data_dir, "attachments", attachment.data)
+        # fsynced in a worker thread: the event loop does not stop for the disk
+        digest = await asyncio.to_thread(
+            store_blob, settings.data_dir, "attachments", attachment.data
+        )
+        stored = True
         session.add(
             StoredAttachment(
                 inbound_id=row.id,
@@ -53,7 +59,8 @@ async def store_attachments(
                 size=attachment.size,
             )
         )
-    await session.flush()
+    if stored:  # (nothing stored: the mail's row changes stay for its one UPDATE)
+        await session.flush()
     return notes
 
 

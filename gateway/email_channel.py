@@ -19,14 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.blobs import store_blob
 from gateway.email_attachments import link_attachments, store_attachments
-from gateway.email_render import (
-    new_token,
-    render_reply,
-    strip_reply_prefix,
-    tagged_code,
-    verified_tokens,
-)
-from gateway.pipeline import InboundText, Outcome, ReplyMessage, process
+from gateway.email_render import strip_reply_prefix, tagged_code, verified_tokens
+from gateway.email_replies import queue_reply, under_cap
+from gateway.pipeline import InboundText, Outcome, ReplyMessage, Sent, process
 from gateway.runtime import Runtime
 from handlers.base import Context, Reply
 from handlers.limits import REFUSED, Admission, take_message
@@ -35,12 +30,7 @@ from handlers.submission import Rejected, submit
 from models.cases import Case, CaseEvent, find_case
 from models.contacts import Contact, get_or_create_contact, record_bounce
 from models.conversations import close_conversation, find_conversation, open_conversation
-from models.messages import (
-    InboundMessage,
-    OutboundMessage,
-    cases_of_message_ids,
-    count_sent_since,
-)
+from models.messages import InboundMessage, cases_of_message_ids
 from parsers import tracking
 from parsers.automail import automatic_reason, bounced_recipient, is_bounce
 from parsers.email_forms import parse_form
@@ -65,9 +55,16 @@ def content_hash(parsed: ParsedEmail) -> str:
     return hashlib.sha256(basis.encode("utf-8", "replace")).hexdigest()
 
 
-async def handle_email(runtime: Runtime, raw: bytes, *, fallback_id: str) -> Outcome:
-    """Store and handle one message exactly once; a repeat returns the first outcome."""
-    digest = store_blob(runtime.settings.data_dir, "mail", raw)
+async def handle_email(
+    runtime: Runtime, raw: bytes, *, fallback_id: str, stored: str | None = None
+) -> Outcome:
+    """Store and handle one message exactly once; a repeat returns the first outcome.
+
+    `stored`: the digest of `raw` already stored (`store_blob`), as the poller stores a
+    chunk's mails at once in a worker thread (the event loop does not stop for the
+    disk); otherwise it is stored here first. Either way the message joins its group
+    commit without yielding first, so mails handed in together are one group, in order."""
+    digest = stored or store_blob(runtime.settings.data_dir, "mail", raw)
     parsed = parse_email(raw)
     mail = MailIn(raw, parsed, digest, content_hash(parsed))
     provider_id = f"{parsed.message_id or fallback_id}|{mail.content_hash[:16]}"[:255]
@@ -83,7 +80,7 @@ async def handle_email(runtime: Runtime, raw: bytes, *, fallback_id: str) -> Out
 
     async def handle(
         session: AsyncSession, rt: Runtime, row: InboundMessage, msg: InboundText
-    ) -> tuple[Reply | None, tuple[ReplyMessage, ...], str | None]:
+    ) -> tuple[Reply | None, Sent, str | None]:
         # What the handling changes on the mail's row goes in one UPDATE at the end
         # instead of one at each query that follows a change (the handling flushes
         # explicitly wherever a later query must see its writes: attachments, cases,
@@ -98,7 +95,7 @@ async def handle_email(runtime: Runtime, raw: bytes, *, fallback_id: str) -> Out
 
 async def _handle(
     session: AsyncSession, runtime: Runtime, row: InboundMessage, mail: MailIn
-) -> tuple[Reply | None, tuple[ReplyMessage, ...], str | None]:
+) -> tuple[Reply | None, Sent, str | None]:
     settings = runtime.settings
     parsed = mail.parsed
     row.message_id = parsed.message_id
@@ -136,18 +133,20 @@ async def _handle(
     command = None
     if admission is Admission.ADMIT:
         case = await _thread_case(session, runtime, parsed, contact, ctx.trusted)
-        reply, command = await _decide(session, runtime, row, mail, ctx, case, asked)
+        reply, command, case = await _decide(session, runtime, row, mail, ctx, case, asked)
         row.outcome = "handled"
     else:  # kept (the raw mail is stored) but not acted on: no case, no attachment
         row.outcome = REFUSED
     row.reply_text = reply.text if reply else None
     if reply is None:
         return None, (), command
-    if not await _under_cap(session, runtime, address):
+    if not await under_cap(session, runtime, address):
         row.outcome = f"{row.outcome}; reply suppressed by the per-address cap"
         return reply, (), command
-    outbound = await _queue_reply(session, runtime, row, mail, ctx, reply, case)
-    return reply, (ReplyMessage(reply.text, outbound.id),), command
+    ids = await queue_reply(session, runtime, row, mail.parsed, ctx.contact, reply, case)
+    # The reply's row is written with the group's (`models.inbox.queue_reply_row`): its
+    # id is known once the group's writes are.
+    return reply, lambda: (ReplyMessage(reply.text, ids[0]),), command
 
 
 def _language_of(parsed: ParsedEmail) -> str | None:
@@ -207,16 +206,20 @@ async def _decide(
     ctx: Context,
     case: Case | None,
     asked: _Asked,
-) -> tuple[Reply | None, str | None]:
+) -> tuple[Reply | None, str | None, Case | None]:
+    """The reply, the command, and the case the mail is about (the one it filed, if any:
+    kept at hand for the reply's subject tag)."""
     settings = runtime.settings
     if len(mail.raw) > settings.mail_message_max_bytes:
         megabytes = settings.mail_message_max_bytes // (1024 * 1024)
-        return ctx.reply("email_too_large", max=megabytes), None
+        return ctx.reply("email_too_large", max=megabytes), None, case
     notes = await store_attachments(session, runtime, row, mail, ctx)
     text, command = asked.text, asked.command
-    form_reply = await _form(session, runtime, row, ctx, text, asked.subject)
-    if form_reply is not None:
-        return _with_notes(ctx, form_reply, notes), "new"
+    attached = bool(mail.parsed.attachments)
+    formed = await _form(session, runtime, row, ctx, text, asked.subject, attached)
+    if formed is not None:
+        form_reply, filed = formed
+        return _with_notes(ctx, form_reply, notes), "new", filed or case
     if case is not None and command.command is None and text.strip():
         session.add(
             CaseEvent(
@@ -228,11 +231,12 @@ async def _decide(
             )
         )
         row.case_id = case.id
-        await link_attachments(session, row, case.id)
+        if mail.parsed.attachments:
+            await link_attachments(session, row, case.id)
         reply = ctx.reply("email_added_to_case", code=tracking.format_code(case.code))
-        return _with_notes(ctx, reply, notes), "message"
+        return _with_notes(ctx, reply, notes), "message", case
     reply = await dispatch(command, ctx)
-    return _with_notes(ctx, reply, notes), command.command
+    return _with_notes(ctx, reply, notes), command.command, case
 
 
 @dataclass(frozen=True)
@@ -278,8 +282,10 @@ async def _form(
     ctx: Context,
     text: str,
     subject: str,
-) -> Reply | None:
-    """A form in the mail (named by its Service line, or the form this contact has open)."""
+    attached: bool,
+) -> tuple[Reply, Case | None] | None:
+    """A form in the mail (named by its Service line, or the form this contact has open):
+    the reply, and the case filed."""
     config = runtime.config
     open_form, _expired = await find_conversation(session, contact_id=ctx.contact.id, now=ctx.now)
     named = parse_form(text, []).service
@@ -339,70 +345,13 @@ async def _form(
         lines += ["", ctx.say("email_fix_below"), ""]
         lines.append(f"{ctx.say('email_service_label')}: {service.number}")
         lines += [f"{labels[k]}:" for k in labels if k in missing]
-        return Reply(key="email_problems", parts=("\n".join(lines),), language=ctx.language)
+        problems = Reply(key="email_problems", parts=("\n".join(lines),), language=ctx.language)
+        return problems, None
     if open_form is not None:
         await close_conversation(session, open_form)
     row.case_id = outcome.case.id
-    await link_attachments(session, row, outcome.case.id)
+    if attached:  # the mail's stored attachments go with the case
+        await link_attachments(session, row, outcome.case.id)
     code = tracking.format_code(outcome.case.code)
-    return ctx.reply("created", code=code, pin=outcome.pin, kw=ctx.keyword("status"))
-
-
-async def _under_cap(session: AsyncSession, runtime: Runtime, address: str) -> bool:
-    """Whether another automatic reply to `address` stays within both caps."""
-    now = runtime.clock()
-    settings = runtime.settings
-    day, recent = await count_sent_since(
-        session,
-        channel="email",
-        address=address,
-        since=now - timedelta(days=1),
-        recent=now - timedelta(minutes=10),
-    )
-    return recent < settings.mail_reply_cap_10min and day < settings.mail_reply_cap_day
-
-
-async def _queue_reply(
-    session: AsyncSession,
-    runtime: Runtime,
-    row: InboundMessage,
-    mail: MailIn,
-    ctx: Context,
-    reply: Reply,
-    case: Case | None,
-) -> OutboundMessage:
-    settings = runtime.settings
-    case_id = row.case_id or (case.id if case else None)
-    code = None
-    if case_id is not None:
-        found = await session.get(Case, case_id)
-        code = found.code if found else None
-    token = new_token(runtime.secret)
-    message = render_reply(
-        mail_from=settings.mail_from or "citygate@localhost",
-        to=ctx.contact.address,
-        subject=mail.parsed.subject,
-        body=reply.text,
-        language=reply.language,
-        token=token,
-        in_reply_to=mail.parsed.message_id,
-        references=mail.parsed.references,
-        code=code,
-    )
-    outbound = OutboundMessage(
-        channel="email",
-        contact_id=ctx.contact.id,
-        inbound_id=row.id,
-        to_address=ctx.contact.address,
-        body=reply.text,
-        kind="reply",
-        status="pending",
-        message_id=message.message_id,
-        case_id=case_id,
-        payload=message.text,
-        next_attempt_at=runtime.clock(),
-        created_at=runtime.clock(),
-    )
-    session.add(outbound)
-    await session.flush()
-    return outbound
+    created = ctx.reply("created", code=code, pin=outcome.pin, kw=ctx.keyword("status"))
+    return created, outcome.case

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from aioimaplib import IMAP4, IMAP4_SSL, Command, Response
 
+from gateway.blobs import store_blob, store_blobs
 from gateway.email_channel import handle_email
 from gateway.mailbox_lock import AdvisoryLock, mailbox_lock
 from gateway.metrics import ERRORS, POLLER_HOLDS, POLLER_LAST_SUCCESS, POLLER_MAIL
@@ -190,8 +191,14 @@ async def _chunk(
         if size >= CHUNK_BYTES:
             break
     result.fetched += len(fetched)
+    # Every mail kept on disk first, in one worker thread (the event loop does not wait
+    # for the fsyncs); then handled in fetch order, so one sender's mails keep theirs.
+    digests = await asyncio.to_thread(store_blobs, s.data_dir, [raw for _, raw in fetched])
     folders = await asyncio.gather(
-        *(_handle_one(runtime, key, validity, uid, raw, result) for uid, raw in fetched)
+        *(
+            _handle_one(runtime, key, validity, uid, raw, result, digest)
+            for (uid, raw), digest in zip(fetched, digests, strict=True)
+        )
     )
     for folder in dict.fromkeys(folders):
         chosen = ",".join(
@@ -211,7 +218,13 @@ def _count_failed(result: PollResult) -> None:
 
 
 async def _handle_one(
-    runtime: Runtime, key: str, validity: int, uid: int, raw: bytes | None, result: PollResult
+    runtime: Runtime,
+    key: str,
+    validity: int,
+    uid: int,
+    raw: bytes | None,
+    result: PollResult,
+    stored: str | None = None,
 ) -> str:
     """Handle one fetched message; the folder it goes to."""
     s = runtime.settings
@@ -220,7 +233,9 @@ async def _handle_one(
         log.error("message uid %d of %s had no body", uid, key)
         return s.imap_failed_folder
     try:
-        outcome = await handle_email(runtime, raw, fallback_id=f"{key}:{validity}:{uid}")
+        outcome = await handle_email(
+            runtime, raw, fallback_id=f"{key}:{validity}:{uid}", stored=stored
+        )
     except Exception as exc:
         _count_failed(result)
         log.exception("message uid %d of %s could not be handled", uid, key)
@@ -237,8 +252,6 @@ async def _record_failure(
 ) -> None:
     """Keep a failed message visible to operators, with the error, in the inbound table."""
     import hashlib
-
-    from gateway.blobs import store_blob
 
     digest = store_blob(runtime.settings.data_dir, "mail", raw)
     async with runtime.sessions.begin() as session:

@@ -45,7 +45,7 @@ from models.inbox import (
     store_inbound_group,
     write_deferred,
 )
-from models.messages import LATE_REPLY, InboundMessage
+from models.messages import CAP_DAY, CAP_RECENT, LATE_REPLY, InboundMessage, read_sent_counts
 from parsers.addresses import mask
 from parsers.grammar import ParsedCommand, parse
 
@@ -182,6 +182,15 @@ async def _read_ahead(session: AsyncSession, runtime: Runtime, jobs: Sequence[_J
             senders[job.msg.channel].append(job.msg.from_address)
     for channel, addresses in senders.items():
         await read_senders(session, channel=channel, addresses=addresses)
+    if senders.get("email"):  # what each address was sent lately, for the reply caps
+        now = runtime.clock()
+        await read_sent_counts(
+            session,
+            channel="email",
+            addresses=senders["email"],
+            since=now - CAP_DAY,
+            recent=now - CAP_RECENT,
+        )
     texts = [job.msg for job in jobs if job.handle is _handle]
     if not texts:
         return

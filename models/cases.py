@@ -18,6 +18,7 @@ from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, bindpar
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, joinedload, mapped_column, relationship
+from sqlalchemy.orm.attributes import set_committed_value
 
 from models.base import Base, UTCDateTime, per_transaction, utcnow
 from models.contacts import Contact
@@ -233,17 +234,19 @@ async def create_case(
                 )
                 session.add(case)
                 await session.flush()
-                session.add(
-                    CaseEvent(
-                        case_id=case.id,
-                        kind="created",
-                        status_to="received",
-                        note=f"channel: {channel}",
-                        actor=actor,
-                    )
+                event = CaseEvent(
+                    case_id=case.id,
+                    kind="created",
+                    status_to="received",
+                    note=f"channel: {channel}",
+                    actor=actor,
                 )
+                session.add(event)
                 await session.flush()
-            await session.refresh(case, ["events", "contact"])
+            # A new case's history and contact are known: set as loaded, not read back.
+            set_committed_value(case, "events", [event])
+            set_committed_value(event, "case", case)
+            set_committed_value(case, "contact", contact)
             read = session.info.get(_READ)
             if read is not None and case.code in read:
                 read[case.code] = case

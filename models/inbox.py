@@ -155,11 +155,28 @@ async def _insert_replies(session: AsyncSession, values: list[dict[str, Any]]) -
     if not values:
         return []
     made: defaultdict[tuple[int, str], list[int]] = defaultdict(list)
-    for id_, inbound_id, body in (await session.execute(_INSERT_REPLY, values)).all():
-        made[(inbound_id, body)].append(id_)
+    alike: defaultdict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    for value in values:  # one INSERT per set of columns (an SMS reply's, an email's)
+        alike[tuple(sorted(value))].append(value)
+    for rows in alike.values():
+        for id_, inbound_id, body in (await session.execute(_INSERT_REPLY, rows)).all():
+            made[(inbound_id, body)].append(id_)
     for ids in made.values():
         ids.sort(reverse=True)
     return [made[(v["inbound_id"], v["body"])].pop() for v in values]
+
+
+async def queue_reply_row(session: AsyncSession, values: dict[str, Any]) -> list[int]:
+    """An outbox row (`OutboundMessage` columns) for a reply that leaves later, an email's:
+    inside `defer_writes` kept for the group's one INSERT of replies, and the list
+    returned gets its id then; at once otherwise."""
+    ids: list[int] = []
+    deferred = session.info.get(_DEFERRED)
+    if isinstance(deferred, _Deferred):
+        deferred.replies.append(([values], ids))
+        return ids
+    ids.extend(await _insert_replies(session, [values]))
+    return ids
 
 
 _DEFERRED = per_transaction("citygate.deferred_writes")

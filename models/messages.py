@@ -31,7 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base, UTCDateTime, utcnow
+from models.base import Base, UTCDateTime, per_transaction, utcnow
 
 # Delivery statuses in the order they can happen; a late callback never moves back.
 DELIVERY_ORDER = {
@@ -227,14 +227,66 @@ _SENT_SINCE = select(
 )
 
 
+_SENT_BY_ADDRESS = (
+    select(
+        OutboundMessage.to_address,
+        func.count(),
+        func.count().filter(OutboundMessage.created_at >= bindparam("recent", type_=UTCDateTime)),
+    )
+    .where(
+        OutboundMessage.channel == bindparam("channel"),
+        OutboundMessage.to_address.in_(bindparam("addresses", expanding=True)),
+        OutboundMessage.created_at >= bindparam("since", type_=UTCDateTime),
+    )
+    .group_by(OutboundMessage.to_address)
+)
+# The two windows of the email reply caps (settings mail_reply_cap_day, _10min).
+CAP_DAY = timedelta(days=1)
+CAP_RECENT = timedelta(minutes=10)
+# session.info: (channel, address) -> (since a day, since ten minutes), counted in this
+# transaction (read, then kept up to date by `note_sent`)
+_SENT = per_transaction("citygate.sent_counts")
+
+
 async def count_sent_since(
     session: AsyncSession, *, channel: str, address: str, since: datetime, recent: datetime
 ) -> tuple[int, int]:
     """Messages queued to `address` on `channel` since `since`, and since `recent` (a
-    later time), for the reply caps: one query for both windows."""
-    params = {"channel": channel, "address": address, "since": since, "recent": recent}
-    row = (await session.execute(_SENT_SINCE, params)).one()
-    return int(row[0] or 0), int(row[1] or 0)
+    later time), for the reply caps: one query for both windows, once a transaction (the
+    rows this transaction queues are counted by `note_sent`)."""
+    known: dict[tuple[str, str], tuple[int, int]] = session.info.setdefault(_SENT, {})
+    if (channel, address) not in known:
+        params = {"channel": channel, "address": address, "since": since, "recent": recent}
+        row = (await session.execute(_SENT_SINCE, params)).one()
+        known[(channel, address)] = (int(row[0] or 0), int(row[1] or 0))
+    return known[(channel, address)]
+
+
+async def read_sent_counts(
+    session: AsyncSession,
+    *,
+    channel: str,
+    addresses: Sequence[str],
+    since: datetime,
+    recent: datetime,
+) -> None:
+    """`count_sent_since` of many addresses read ahead in one statement."""
+    wanted = sorted(set(addresses))
+    if not wanted:
+        return
+    params = {"channel": channel, "addresses": wanted, "since": since, "recent": recent}
+    known: dict[tuple[str, str], tuple[int, int]] = session.info.setdefault(_SENT, {})
+    known.update(((channel, a), (0, 0)) for a in wanted)
+    for address, day, ten in (await session.execute(_SENT_BY_ADDRESS, params)).all():
+        known[(channel, address)] = (int(day or 0), int(ten or 0))
+
+
+def note_sent(session: AsyncSession, *, channel: str, address: str) -> None:
+    """One more message queued to `address` in this transaction, for `count_sent_since`."""
+    known: dict[tuple[str, str], tuple[int, int]] = session.info.get(_SENT, {})
+    if (channel, address) in known:
+        day, recent = known[(channel, address)]
+        known[(channel, address)] = (day + 1, recent + 1)
 
 
 async def claim_due(

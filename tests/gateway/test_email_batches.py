@@ -91,3 +91,53 @@ async def test_an_smtp_connection_lost_mid_pass_is_opened_again(
     assert delivery.sent == 4
     assert len(smtp_capture.messages) == 4
     assert len(smtp_capture.peers) == 1
+
+
+async def test_a_mail_loop_inside_one_chunk_stops_at_the_cap(
+    runtime: Runtime, dovecot: Dovecot, smtp_capture: SmtpCapture
+):
+    """The caps are counted in memory for a group (read ahead, then one more for each
+    reply queued): six mails from one address in one chunk get three replies."""
+    runtime.settings = runtime.settings.model_copy(
+        update={"mail_reply_cap_10min": 3, "imap_chunk": 32}
+    )
+    for n in range(6):
+        await dovecot.append(mail(f"HELP {n}", subject="HELP", sender=citizen(1)).as_bytes())
+    await dovecot.append(mail("HELP", subject="HELP", sender=citizen(2)).as_bytes())
+    result, delivery = await cycle(runtime)
+    assert (result.fetched, result.handled) == (7, 7)
+    assert delivery.sent == 4
+    assert sorted(m.rcpt_tos[0] for m in smtp_capture.messages) == [citizen(1)] * 3 + [citizen(2)]
+    suppressed = OutboundMessage.to_address == citizen(1)
+    assert await count(runtime, OutboundMessage, suppressed) == 3
+    capped = InboundMessage.outcome.like("%suppressed by the per-address cap")
+    assert await count(runtime, InboundMessage, capped) == 3
+
+    # the next pass reads the three replies already queued: none more for this address
+    await dovecot.append(mail("HELP again", subject="HELP", sender=citizen(1)).as_bytes())
+    _result, delivery = await cycle(runtime)
+    assert delivery.sent == 0
+    assert await count(runtime, InboundMessage, capped) == 4
+
+
+async def test_a_chunk_s_replies_are_one_insert_and_a_filed_case_is_not_read_back(
+    runtime: Runtime, dovecot: Dovecot, smtp_capture: SmtpCapture
+):
+    from tests.gateway.test_email import LAND_USE_FA, code_of
+    from tests.support import statements
+
+    runtime.settings = runtime.settings.model_copy(update={"imap_chunk": 32})
+    for n in range(5):
+        await dovecot.append(mail("HELP", subject="HELP", sender=citizen(n)).as_bytes())
+    await dovecot.append(mail(LAND_USE_FA, sender=citizen(9)).as_bytes())
+    with statements(runtime.engine) as seen:
+        result = await poll_once(runtime)
+    assert result.handled == 6
+    inserts = [s for s in seen if s.lstrip().upper().startswith("INSERT INTO OUTBOUND_MESSAGES")]
+    assert len(inserts) == 1, inserts
+    case_reads = [s for s in seen if s.lstrip().upper().startswith("SELECT CASES")]
+    assert case_reads == [], "a case just filed was read back"
+    assert (await deliver_due(runtime)).sent == 6
+    filed = next(m for m in smtp_capture.messages if m.rcpt_tos[0] == citizen(9))
+    code = code_of(filed.message.get_body(("plain",)).get_content())
+    assert f"[CG-{code}]" in str(filed.message["Subject"])
