@@ -28,7 +28,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, UTCDateTime, per_transaction, utcnow
@@ -342,7 +342,7 @@ _DELIVERED = (
 
 
 async def record_attempt(
-    session: AsyncSession,
+    session: AsyncSession | AsyncConnection,
     *,
     outbound_id: int,
     status: str,
@@ -352,7 +352,8 @@ async def record_attempt(
     sent_at: datetime | None = None,
 ) -> None:
     """How one delivery attempt of an outbox row ended; the fields given as None keep
-    their value, except the error, which is cleared."""
+    their value, except the error, which is cleared. One Core statement: on a session, or
+    on a connection the outbox keeps for its pass."""
     params = {
         "outbound_id": outbound_id,
         "status": status,
