@@ -145,6 +145,35 @@ def _boundary(text: str) -> str:
     return chosen
 
 
+def reply_subject(subject: str, language: str, code: str | None, *, reply: bool = True) -> str:
+    """ "Re: " and the mail's subject without its own Re:/Fwd: (a default when it has
+    none), tagged with the case's code; no "Re: " for an announcement."""
+    base = strip_reply_prefix(clean_header(subject)) or (
+        "درخواست شما" if language == "fa" else "Your request"
+    )
+    if code and case_tag(code) not in base:
+        base = f"{base} {case_tag(code)}"
+    line = clean_header(f"Re: {base}", 250)
+    return line if reply else line.removeprefix("Re: ")
+
+
+def reply_bodies(body: str, language: str, token: str) -> tuple[str, str]:
+    """The reply's text and its HTML page (right to left for Persian), each opening
+    with the reply marker and the token."""
+    marker = f"{REPLY_MARKER} {token}"
+    direction = "rtl" if language == "fa" else "ltr"
+    paragraphs = "".join(
+        f"<p>{html.escape(p).replace(chr(10), '<br>')}</p>" for p in body.split("\n\n")
+    )
+    page = (
+        f'<!doctype html><html lang="{language}" dir="{direction}"><body>'
+        f'<div style="color:#888;font-size:small">{html.escape(marker)}</div>'
+        f'<div dir="{direction}" style="text-align:{"right" if direction == "rtl" else "left"}">'
+        f"{paragraphs}</div></body></html>"
+    )
+    return f"{marker}\n\n{body}\n", page
+
+
 def render_reply(
     *,
     mail_from: str,
@@ -160,14 +189,7 @@ def render_reply(
 ) -> RenderedMail:
     """The reply as MIME text: UTF-8 text and an HTML alternative. With `reply` false
     (an announcement) the subject has no "Re:"."""
-    base = strip_reply_prefix(clean_header(subject)) or (
-        "درخواست شما" if language == "fa" else "Your request"
-    )
-    if code and case_tag(code) not in base:
-        base = f"{base} {case_tag(code)}"
-    subject_line = clean_header(f"Re: {base}", 250)
-    if not reply:
-        subject_line = subject_line.removeprefix("Re: ")
+    subject_line = reply_subject(subject, language, code, reply=reply)
     msgid = message_id(token, mail_from)
     headers = [
         header_line("From", mail_from),
@@ -180,18 +202,8 @@ def render_reply(
         headers.append(header_line("In-Reply-To", in_reply_to))
         headers.append(header_line("References", " ".join([*references[-10:], in_reply_to])))
     headers.append("Auto-Submitted: auto-replied\nX-Auto-Response-Suppress: All\n")
-    marker = f"{REPLY_MARKER} {token}"
-    direction = "rtl" if language == "fa" else "ltr"
-    paragraphs = "".join(
-        f"<p>{html.escape(p).replace(chr(10), '<br>')}</p>" for p in body.split("\n\n")
-    )
-    page = (
-        f'<!doctype html><html lang="{language}" dir="{direction}"><body>'
-        f'<div style="color:#888;font-size:small">{html.escape(marker)}</div>'
-        f'<div dir="{direction}" style="text-align:{"right" if direction == "rtl" else "left"}">'
-        f"{paragraphs}</div></body></html>"
-    )
-    plain = _text_part("plain", f"{marker}\n\n{body}\n", mime_version=False)
+    plain_text, page = reply_bodies(body, language, token)
+    plain = _text_part("plain", plain_text, mime_version=False)
     rich = _text_part("html", page, mime_version=True)
     b = _boundary(plain + rich)
     text = (
