@@ -74,6 +74,23 @@ def test_made_up_header_names_cannot_grow_the_cache() -> None:
     assert type(mail["X-Made-Up-1"]) is type(mail["X-Made-Up-2"])
 
 
+def test_the_parsed_header_cache_keeps_only_short_values() -> None:
+    from parsers.mail_policy import FETCHED, _fetch
+
+    _fetch.cache_clear()
+    long_value = " ".join(["word"] * 400)  # 2,000 characters: a long References, say
+    mail = email.message_from_string(
+        f"Subject: {long_value}\nFrom: A <a@example.org>\n\nbody\n", policy=POLICY
+    )
+    assert str(mail["Subject"]) == long_value
+    assert str(mail["From"]) == "A <a@example.org>" and str(mail["From"]) == "A <a@example.org>"
+    assert _fetch.cache_info().currsize == 1  # From only, read twice, parsed once
+    assert _fetch.cache_info().hits == 1
+    for n in range(FETCHED + 50):
+        email.message_from_string(f"X-N: {n}\n\n", policy=POLICY)["X-N"]
+    assert _fetch.cache_info().currsize == FETCHED
+
+
 def _stock_render(body: str, language: str, v: dict) -> str:
     """The reply as it was made before: an `EmailMessage` built and serialised by the
     standard library (`policy.default`); `v` holds `render_reply`'s other arguments."""
