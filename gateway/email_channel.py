@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway.blobs import store_blob
 from gateway.email_attachments import link_attachments, store_attachments
 from gateway.email_render import strip_reply_prefix, tagged_code, verified_tokens
-from gateway.email_replies import queue_reply, under_cap
+from gateway.email_replies import queue_reply, read_caps, under_cap
 from gateway.pipeline import InboundText, Outcome, ReplyMessage, Sent, process
 from gateway.runtime import Runtime
 from handlers.base import Context, Reply
@@ -90,7 +90,7 @@ async def handle_email(
         await session.flush()
         return result
 
-    return await process(runtime, message, handle)
+    return await process(runtime, message, handle, read_caps)
 
 
 async def _handle(

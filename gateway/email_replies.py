@@ -16,8 +16,28 @@ from handlers.base import Reply
 from models.cases import Case
 from models.contacts import Contact
 from models.inbox import queue_reply_row
-from models.messages import CAP_DAY, CAP_RECENT, InboundMessage, count_sent_since, note_sent
+from models.messages import (
+    CAP_DAY,
+    CAP_RECENT,
+    InboundMessage,
+    count_sent_since,
+    note_sent,
+    read_sent_counts,
+)
 from parsers.mime import ParsedEmail
+
+
+async def read_caps(session: AsyncSession, runtime: Runtime, addresses: list[str]) -> None:
+    """The caps' counts of a group's senders, in one statement (`gateway.pipeline`'s
+    read-ahead for email)."""
+    now = runtime.clock()
+    await read_sent_counts(
+        session,
+        channel="email",
+        addresses=addresses,
+        since=now - CAP_DAY,
+        recent=now - CAP_RECENT,
+    )
 
 
 async def under_cap(session: AsyncSession, runtime: Runtime, address: str) -> bool:

@@ -45,7 +45,7 @@ from models.inbox import (
     store_inbound_group,
     write_deferred,
 )
-from models.messages import CAP_DAY, CAP_RECENT, LATE_REPLY, InboundMessage, read_sent_counts
+from models.messages import LATE_REPLY, InboundMessage
 from parsers.addresses import mask
 from parsers.grammar import ParsedCommand, parse
 
@@ -99,12 +99,15 @@ Handle = Callable[
     [AsyncSession, Runtime, InboundMessage, "InboundText"],
     Awaitable[tuple[Reply | None, Sent, str | None]],
 ]
+# What a channel's handler reads ahead for a group, once, given its messages' senders.
+ReadAhead = Callable[[AsyncSession, Runtime, list[str]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
 class _Job:
     msg: InboundText
     handle: Handle
+    read_ahead: ReadAhead | None = None
 
 
 @dataclass(frozen=True)
@@ -114,11 +117,18 @@ class _Done:
     command: str | None
 
 
-async def process(runtime: Runtime, msg: InboundText, handle: Handle | None = None) -> Outcome:
+async def process(
+    runtime: Runtime,
+    msg: InboundText,
+    handle: Handle | None = None,
+    read_ahead: ReadAhead | None = None,
+) -> Outcome:
     """Handle one inbound message exactly once and return the reply to give.
 
     `handle` runs inside the transaction that holds the message's row; the default
-    parses the text as a command and answers inline (SMS, the simulator). The message
+    parses the text as a command and answers inline (SMS, the simulator). `read_ahead`,
+    if given, reads what `handle` will look up, once for the group's messages that name
+    it (given their senders). The message
     joins this process's group commit (`gateway.group_commit`): it is stored, handled
     and committed with the others that arrived at the same time, and the outcome is
     returned only once that commit is done.
@@ -139,7 +149,7 @@ async def process(runtime: Runtime, msg: InboundText, handle: Handle | None = No
             max_size=runtime.settings.group_commit_max,
         )
         runtime.inbound_group = group
-    done: _Done = await group.submit(_Job(msg, handle or _handle))
+    done: _Done = await group.submit(_Job(msg, handle or _handle, read_ahead))
     return done.outcome
 
 
@@ -175,22 +185,20 @@ async def _read_ahead(session: AsyncSession, runtime: Runtime, jobs: Sequence[_J
     """What the group's messages will look up, read in one statement each instead of one
     each per message: every sender's contact (locked) with its open conversation, and the
     cases the texts' STATUS commands ask about with their history
-    (`models.conversations.read_senders`, `models.cases.read_cases`)."""
+    (`models.conversations.read_senders`, `models.cases.read_cases`), and what each
+    channel's own `read_ahead` reads for its messages' senders."""
     senders: defaultdict[str, list[str]] = defaultdict(list)
     for job in jobs:
         if job.msg.from_address:
             senders[job.msg.channel].append(job.msg.from_address)
     for channel, addresses in senders.items():
         await read_senders(session, channel=channel, addresses=addresses)
-    if senders.get("email"):  # what each address was sent lately, for the reply caps
-        now = runtime.clock()
-        await read_sent_counts(
-            session,
-            channel="email",
-            addresses=senders["email"],
-            since=now - CAP_DAY,
-            recent=now - CAP_RECENT,
-        )
+    ahead: dict[ReadAhead, list[str]] = {}
+    for job in jobs:  # the channels' own reads (the email reply caps, say)
+        if job.read_ahead is not None and job.msg.from_address:
+            ahead.setdefault(job.read_ahead, []).append(job.msg.from_address)
+    for read, addresses in ahead.items():
+        await read(session, runtime, addresses)
     texts = [job.msg for job in jobs if job.handle is _handle]
     if not texts:
         return
