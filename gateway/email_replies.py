@@ -2,8 +2,8 @@
 
 The caps (settings `mail_reply_cap_10min`, `mail_reply_cap_day`) count what was queued
 to an address in the two windows; a group of mails reads its senders' counts ahead in
-one statement (`gateway.pipeline`), and each reply queued adds to them, so a mail loop
-stops at the cap even inside one group.
+one statement (`read_caps`, email's read-ahead in `gateway.pipeline`), and each reply
+queued adds to them, so a mail loop stops at the cap even inside one group.
 """
 
 from __future__ import annotations
