@@ -144,7 +144,7 @@ async def _handle(
         row.outcome = f"{row.outcome}; reply suppressed by the per-address cap"
         return reply, (), command
     ids = await queue_reply(session, runtime, row, mail.parsed, ctx.contact, reply, case)
-    # The reply's row is written with the group's (`models.inbox.queue_reply_row`): its
+    # The reply's row is written with the group's (`models.inbox.queue_mail_reply`): its
     # id is known once the group's writes are.
     return reply, lambda: (ReplyMessage(reply.text, ids[0]),), command
 

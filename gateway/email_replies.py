@@ -15,13 +15,12 @@ from gateway.runtime import Runtime
 from handlers.base import Reply
 from models.cases import Case
 from models.contacts import Contact
-from models.inbox import queue_reply_row
+from models.inbox import queue_mail_reply
 from models.messages import (
     CAP_DAY,
     CAP_RECENT,
     InboundMessage,
     count_sent_since,
-    note_sent,
     read_sent_counts,
 )
 from parsers.mime import ParsedEmail
@@ -84,23 +83,14 @@ async def queue_reply(
         references=parsed.references,
         code=code,
     )
-    now = runtime.clock()
-    ids = await queue_reply_row(
+    return await queue_mail_reply(
         session,
-        {
-            "channel": "email",
-            "contact_id": contact.id,
-            "inbound_id": row.id,
-            "to_address": contact.address,
-            "body": reply.text,
-            "kind": "reply",
-            "status": "pending",
-            "message_id": message.message_id,
-            "case_id": case_id,
-            "payload": message.text,
-            "next_attempt_at": now,
-            "created_at": now,
-        },
+        row,
+        contact_id=contact.id,
+        to_address=contact.address,
+        body=reply.text,
+        message_id=message.message_id,
+        case_id=case_id,
+        payload=message.text,
+        now=runtime.clock(),
     )
-    note_sent(session, channel="email", address=contact.address)
-    return ids

@@ -20,7 +20,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from models.base import InsertNew, per_transaction, utcnow
 from models.contacts import Contact
-from models.messages import LATE_REPLY, InboundMessage, OutboundMessage
+from models.messages import LATE_REPLY, InboundMessage, OutboundMessage, note_sent
 
 
 class NewInbound(NamedTuple):
@@ -166,10 +166,37 @@ async def _insert_replies(session: AsyncSession, values: list[dict[str, Any]]) -
     return [made[(v["inbound_id"], v["body"])].pop() for v in values]
 
 
-async def queue_reply_row(session: AsyncSession, values: dict[str, Any]) -> list[int]:
-    """An outbox row (`OutboundMessage` columns) for a reply that leaves later, an email's:
-    inside `defer_writes` kept for the group's one INSERT of replies, and the list
-    returned gets its id then; at once otherwise."""
+async def queue_mail_reply(
+    session: AsyncSession,
+    row: InboundMessage,
+    *,
+    contact_id: int,
+    to_address: str,
+    body: str,
+    message_id: str,
+    case_id: int | None,
+    payload: str,
+    now: datetime,
+) -> list[int]:
+    """The outbox row of an email reply to `row` (pending: the outbox sends it), counted
+    for the address's reply caps (`models.messages.note_sent`). Inside `defer_writes` it
+    is kept for the group's one INSERT of replies and the list returned gets its id
+    then; at once otherwise."""
+    values = {
+        "channel": "email",
+        "contact_id": contact_id,
+        "inbound_id": row.id,
+        "to_address": to_address,
+        "body": body,
+        "kind": "reply",
+        "status": "pending",
+        "message_id": message_id,
+        "case_id": case_id,
+        "payload": payload,
+        "next_attempt_at": now,
+        "created_at": now,
+    }
+    note_sent(session, channel="email", address=to_address)
     ids: list[int] = []
     deferred = session.info.get(_DEFERRED)
     if isinstance(deferred, _Deferred):
