@@ -28,9 +28,12 @@ async def operator_keywords(session: AsyncSession) -> list[Keyword]:
     return list((await session.execute(select(Keyword).order_by(Keyword.id))).scalars().all())
 
 
+# Built once: every message group reads the table, and a statement made per call costs
+# more than running it (it is built, then its cache key computed at every execution).
+_KEYWORD_ROWS = select(Keyword.command, Keyword.language, Keyword.keyword).order_by(Keyword.id)
+
+
 async def list_keyword_rows(session: AsyncSession) -> list[tuple[str, str, str]]:
     """(command, language, keyword) triples stored by operators, oldest first."""
-    rows = await session.execute(
-        select(Keyword.command, Keyword.language, Keyword.keyword).order_by(Keyword.id)
-    )
+    rows = await session.execute(_KEYWORD_ROWS)
     return [(c, lang, k) for c, lang, k in rows.all()]

@@ -117,6 +117,19 @@ class OneHopCursor:
 class OneHopConnection(AsyncAdapt_aiosqlite_connection):
     __slots__ = ()
 
+    def rollback(self) -> None:
+        """A rollback with no transaction open is skipped here instead of in the thread.
+        The pool rolls back every connection it takes back, and after a group's commit
+        nothing is open: `sqlite3` itself would do nothing (it rolls back only when
+        SQLite is not in autocommit), but the hand-off to do that nothing costs a queue
+        put, a thread wake-up and a wake-up of the loop. `in_transaction` reads SQLite's
+        autocommit flag, which any thread may read; no statement of this connection is
+        running meanwhile (each is awaited)."""
+        conn = self._connection._connection
+        if conn is not None and not conn.in_transaction:
+            return
+        super().rollback()
+
     def cursor(self, server_side: bool = False) -> OneHopCursor:  # type: ignore[override]
         return OneHopCursor(self)
 

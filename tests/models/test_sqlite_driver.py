@@ -88,3 +88,33 @@ async def test_a_closed_connection_is_an_operational_error(engine: Any) -> None:
         await raw.driver_connection.close()
         with pytest.raises(exc.OperationalError):
             await conn.execute(text("SELECT 1"))
+
+
+async def test_a_connection_back_after_its_commit_costs_no_hand_off(
+    engine: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    original = aiosqlite.Connection._execute
+
+    async def counted(self: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(getattr(fn, "__name__", repr(fn)))
+        return await original(self, fn, *args, **kwargs)
+
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))  # the connection is made
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    async with engine.begin() as conn:
+        await conn.execute(text("INSERT INTO t (name) VALUES ('kept')"))
+    # the statement and the commit; the pool's rollback found nothing open
+    assert calls == ["_run", "commit"]
+
+
+async def test_what_was_not_committed_is_rolled_back_when_the_connection_goes_back(
+    engine: Any,
+) -> None:
+    conn = await engine.connect()
+    await conn.execute(text("INSERT INTO t (name) VALUES ('dropped')"))
+    await conn.close()  # back to the pool with the write still open: rolled back
+    async with engine.connect() as again:
+        assert (await again.execute(text("SELECT count(*) FROM t"))).scalar_one() == 0
+        assert not (await again.get_raw_connection()).driver_connection._connection.in_transaction
