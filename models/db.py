@@ -7,6 +7,7 @@ Migrations are Alembic's, run programmatically on the engine's own connection.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
 
@@ -57,8 +59,45 @@ def make_engine(url: str, *, sqlite_synchronous: str = "FULL", **kwargs: Any) ->
             cursor.close()
 
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
-    return create_async_engine(url, **kwargs)
+    engine = create_async_engine(url, **kwargs)
+    if "pool_pre_ping" not in kwargs:  # the default: pinged when it was idle (below)
+        _ping_when_idle(engine)
+    return engine
+
+
+# A pooled PostgreSQL connection idle this long is pinged before it is used again.
+PING_AFTER_IDLE_SECONDS = 1.0
+_IDLE_SINCE = "citygate_idle_since"
+
+
+def _ping_when_idle(engine: AsyncEngine) -> None:
+    """A stale connection (the server restarted, a firewall dropped it) is found before
+    a transaction uses it, without a ping at every checkout as `pool_pre_ping` does.
+
+    asyncpg's ping is three round trips (BEGIN, an empty query, ROLLBACK): under load,
+    with one group of messages at a time on a connection, a fifth of a group's round
+    trips, for connections used a few milliseconds before. Only a connection that sat in
+    the pool for `PING_AFTER_IDLE_SECONDS` is pinged now, and replaced when the ping
+    fails, as the pool's own pre-ping would. A connection busy up to the moment the
+    server went away fails at its first statement instead: SQLAlchemy then invalidates
+    the whole pool, the message group falls back to running each message alone on new
+    connections (`gateway.group_commit`), and Twilio retries what still failed
+    (tests/faults/test_pg_restart.py)."""
+    sync_engine = engine.sync_engine
+
+    @event.listens_for(sync_engine, "checkin")
+    def _idle(_dbapi_conn: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(sync_engine, "checkout")
+    def _ping(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get(_IDLE_SINCE)
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE_SECONDS:
+            return  # just connected, or used a moment ago
+        try:
+            sync_engine.dialect.do_ping(dbapi_conn)
+        except Exception as error:  # the pool replaces it and checks out again
+            raise DisconnectionError(f"stale connection: {error}") from error
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
