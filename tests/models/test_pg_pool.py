@@ -32,9 +32,14 @@ async def _backend(engine: AsyncEngine) -> int:
         return int((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())
 
 
-async def _kill(engine: AsyncEngine, pid: int) -> None:
-    async with engine.connect() as conn:
-        await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+async def _kill(pg_url: str, pid: int) -> None:
+    """The server drops backend `pid`, as a restart or a firewall would."""
+    killer = make_engine(pg_url)
+    try:
+        async with killer.connect() as conn:
+            await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    finally:
+        await killer.dispose()
 
 
 def _idle_after(seconds: float, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -59,11 +64,7 @@ async def test_an_idle_connection_the_server_dropped_is_replaced_without_an_erro
     engine: AsyncEngine, pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pid = await _backend(engine)
-    killer = make_engine(pg_url)
-    try:
-        await _kill(killer, pid)
-    finally:
-        await killer.dispose()
+    await _kill(pg_url, pid)
     _idle_after(0.0, monkeypatch)  # it sat in the pool long enough
     assert await _backend(engine) != pid  # no error: a new connection took its place
 
@@ -88,11 +89,7 @@ async def test_a_connection_dropped_while_busy_fails_once_then_the_pool_recovers
 ) -> None:
     _idle_after(60.0, monkeypatch)
     pid = await _backend(engine)
-    killer = make_engine(pg_url)
-    try:
-        await _kill(killer, pid)
-    finally:
-        await killer.dispose()
+    await _kill(pg_url, pid)
     # used a moment ago: not pinged, so the first statement finds it gone (a group of
     # messages then runs each message alone, gateway.group_commit) ...
     with pytest.raises(exc.DBAPIError) as lost:

@@ -33,7 +33,8 @@ async def test_the_settings_url_gets_the_one_hop_adapter(engine: Any) -> None:
     assert (mode, sync) == ("wal", 2)  # WAL and FULL, set at connect through this cursor
 
 
-async def test_a_statement_is_one_hand_off(engine: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def _count_hand_offs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """From now on, the name of each function handed to aiosqlite's thread, in order."""
     calls: list[str] = []
     original = aiosqlite.Connection._execute
 
@@ -41,9 +42,14 @@ async def test_a_statement_is_one_hand_off(engine: Any, monkeypatch: pytest.Monk
         calls.append(getattr(fn, "__name__", repr(fn)))
         return await original(self, fn, *args, **kwargs)
 
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    return calls
+
+
+async def test_a_statement_is_one_hand_off(engine: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     async with engine.connect() as conn:
         await conn.execute(text("SELECT 1"))  # the connection is made and checked out
-        monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+        calls = _count_hand_offs(monkeypatch)
         rows = (await conn.execute(text("SELECT 1 UNION ALL SELECT 2"))).all()
         await conn.execute(text("INSERT INTO t (name) VALUES ('a')"))
     assert [r[0] for r in rows] == [1, 2]
@@ -93,16 +99,9 @@ async def test_a_closed_connection_is_an_operational_error(engine: Any) -> None:
 async def test_a_connection_back_after_its_commit_costs_no_hand_off(
     engine: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls: list[str] = []
-    original = aiosqlite.Connection._execute
-
-    async def counted(self: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        calls.append(getattr(fn, "__name__", repr(fn)))
-        return await original(self, fn, *args, **kwargs)
-
     async with engine.connect() as conn:
         await conn.execute(text("SELECT 1"))  # the connection is made
-    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    calls = _count_hand_offs(monkeypatch)
     async with engine.begin() as conn:
         await conn.execute(text("INSERT INTO t (name) VALUES ('kept')"))
     # the statement and the commit; the pool's rollback found nothing open
