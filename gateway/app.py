@@ -87,6 +87,7 @@ def create_app(settings: Settings, config: CityConfig | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.runtime = runtime
+    app.add_middleware(twilio_sms.InboundFastPath)  # innermost: past the router
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(AccessLog)  # outside the limit: a 413 is logged too
     app.router.routes[:0] = twilio_sms.routes  # first: the route every message takes

@@ -63,3 +63,34 @@ async def test_an_unexpected_failure_is_counted(app, admin_headers, monkeypatch)
         assert response.status_code == 500
         assert response.json() == {"detail": "internal error"}
         assert (await scrape(client))[key] == before + 1
+
+
+async def test_an_unexpected_failure_of_the_webhook_is_answered_and_counted(
+    app, monkeypatch, caplog
+):
+    """The webhook skips the router (`gateway.twilio_sms.InboundFastPath`), not the error
+    handler of last resort: a 500 with the same body, counted, logged with its access
+    line."""
+    from gateway import twilio_sms
+    from tests.support import Twilio, sms_params
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+        key = ("citygate_errors_total", (("part", "http"),))
+        before = (await scrape(client)).get(key, 0.0)
+
+        async def broken(*args, **kwargs):
+            raise RuntimeError("boom")
+
+        monkeypatch.setattr(twilio_sms, "process", broken)
+        caplog.set_level("INFO")
+        response = await Twilio(client).post(sms_params("HELP"))
+        assert response.status_code == 500
+        assert response.json() == {"detail": "internal error"}
+        assert (await scrape(client))[key] == before + 1
+        assert "unexpected error on POST /sms/twilio" in caplog.text
+        assert '"POST /sms/twilio HTTP/1.1" 500' in caplog.text
+
+        monkeypatch.undo()
+        assert (await client.get("/sms/twilio")).status_code == 405  # the router's answer
+        assert (await Twilio(client).post(sms_params("HELP"))).status_code == 200
