@@ -8,7 +8,9 @@ accepted from loopback only.
 Both are plain Starlette routes (`routes`, put first in the app), not FastAPI's: they
 take no parameters to validate, and FastAPI's per-request dependency solving, exit
 stack and endpoint wrapping were a tenth of a webhook request's CPU (docs/BENCHMARKS.md).
-They are for Twilio, not part of the operator API's OpenAPI schema.
+They are for Twilio, not part of the operator API's OpenAPI schema. The inbound route is
+also reached without the router: `InboundFastPath`, the app's innermost middleware,
+hands `POST /sms/twilio` to `inbound_sms` directly.
 """
 
 from __future__ import annotations
