@@ -47,22 +47,33 @@ async def test_outbox_depth_age_and_dead_letters(app, client):
     assert seen[("citygate_outbox_oldest_waiting_seconds", sms)] == 0
 
 
+HTTP_ERRORS = ("citygate_errors_total", (("part", "http"),))
+
+
+async def _broken(*args, **kwargs):
+    raise RuntimeError("boom")
+
+
+def _client_seeing_500s(app) -> httpx.AsyncClient:
+    """A client that gets the app's 500 answer instead of the exception behind it."""
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    return httpx.AsyncClient(transport=transport, base_url="http://gw")
+
+
+async def _assert_internal_error(client, response, errors_before: float) -> None:
+    assert response.status_code == 500
+    assert response.json() == {"detail": "internal error"}
+    assert (await scrape(client))[HTTP_ERRORS] == errors_before + 1
+
+
 async def test_an_unexpected_failure_is_counted(app, admin_headers, monkeypatch):
     from gateway import api_cases
 
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
-        key = ("citygate_errors_total", (("part", "http"),))
-        before = (await scrape(client)).get(key, 0.0)
-
-        async def broken(*args, **kwargs):
-            raise RuntimeError("boom")
-
-        monkeypatch.setattr(api_cases, "search_cases", broken)
+    async with _client_seeing_500s(app) as client:
+        before = (await scrape(client)).get(HTTP_ERRORS, 0.0)
+        monkeypatch.setattr(api_cases, "search_cases", _broken)
         response = await client.get("/api/v1/cases", headers=admin_headers)
-        assert response.status_code == 500
-        assert response.json() == {"detail": "internal error"}
-        assert (await scrape(client))[key] == before + 1
+        await _assert_internal_error(client, response, before)
 
 
 async def test_an_unexpected_failure_of_the_webhook_is_answered_and_counted(
@@ -74,20 +85,12 @@ async def test_an_unexpected_failure_of_the_webhook_is_answered_and_counted(
     from gateway import twilio_sms
     from tests.support import Twilio, sms_params
 
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
-        key = ("citygate_errors_total", (("part", "http"),))
-        before = (await scrape(client)).get(key, 0.0)
-
-        async def broken(*args, **kwargs):
-            raise RuntimeError("boom")
-
-        monkeypatch.setattr(twilio_sms, "process", broken)
+    async with _client_seeing_500s(app) as client:
+        before = (await scrape(client)).get(HTTP_ERRORS, 0.0)
+        monkeypatch.setattr(twilio_sms, "process", _broken)
         caplog.set_level("INFO")
         response = await Twilio(client).post(sms_params("HELP"))
-        assert response.status_code == 500
-        assert response.json() == {"detail": "internal error"}
-        assert (await scrape(client))[key] == before + 1
+        await _assert_internal_error(client, response, before)
         assert "unexpected error on POST /sms/twilio" in caplog.text
         assert '"POST /sms/twilio HTTP/1.1" 500' in caplog.text
 
