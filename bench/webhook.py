@@ -2,7 +2,8 @@
 
 For each server (the ceiling, then citygate on SQLite and PostgreSQL, one and two
 worker processes) one process tree is started and, in order: a warm-up, `runs` wrk
-runs per connection count, `runs` open-loop runs at half the best median rate
+runs per connection count (for citygate, each just after a run on a ceiling with as many
+processes, kept idle beside it: "paired runs"), `runs` open-loop runs at half the best median rate
 (citygate only), `runs` conversation runs (for the chosen citygate servers), then
 VmHWM of every process is read and the server is stopped. After it stopped, its
 database is checked (every stored message handled, none with an error) and its log
@@ -39,6 +40,7 @@ from bench.signing import PATH, SENDERS, Signed, webhook_bodies, write_jsonl
 from bench.wrk import WrkResult, run_wrk
 
 CEILING_POOL = 5000  # the ceiling keeps no state: its bodies may repeat
+CEILING_CASE = ("482133076634", "1234")  # a code and PIN for the ceiling's STATUS bodies
 FORM = "application/x-www-form-urlencoded"
 BENIGN = {"starlette.requests.ClientDisconnect"}  # wrk hung up on queued requests at its end
 
@@ -107,12 +109,31 @@ def _sample_split(server: Server, into: list[int]) -> None:
 
 
 def _wrk_runs(
-    server: Server, code: str, pin: str, connections: int, rate_guess: float, cfg: HttpSettings
-) -> tuple[list[WrkResult], list[dict[str, float]], list[list[int]]]:
+    server: Server,
+    code: str,
+    pin: str,
+    connections: int,
+    rate_guess: float,
+    cfg: HttpSettings,
+    pair: Server | None = None,
+) -> tuple[list[WrkResult], list[dict[str, float]], list[list[int]], list[float]]:
+    """`cfg.runs` wrk runs on `server`; with `pair` (a ceiling), each run right after one
+    on the ceiling with the same settings, whose req/s are returned too."""
     results: list[WrkResult] = []
     cores: list[dict[str, float]] = []
     splits: list[list[int]] = []
+    paired: list[float] = []
     for _ in range(cfg.runs):
+        if pair is not None:
+            ceiling = run_wrk(
+                pair.url,
+                webhook_bodies(CEILING_POOL, code, pin),
+                connections=connections,
+                seconds=cfg.seconds,
+                threads=cfg.threads,
+            )
+            paired.append(ceiling.rps)
+            print(f"    paired ceiling x{pair.workers} c={connections}: {ceiling.rps:8.1f} req/s")
         n = CEILING_POOL if server.kind == "ceiling" else _count_bodies(rate_guess, cfg.seconds)
         bodies = webhook_bodies(n, code, pin)
         split: list[int] = []
@@ -137,7 +158,7 @@ def _wrk_runs(
             + (f"  connections per worker {split}" if server.workers > 1 else ""),
             flush=True,
         )
-    return results, cores, splits
+    return results, cores, splits, paired
 
 
 def _webhook_row(
@@ -146,8 +167,14 @@ def _webhook_row(
     results: list[WrkResult],
     cores: list[dict[str, float]],
     splits: list[list[int]],
+    paired: list[float],
 ) -> dict[str, Any]:
     return {
+        # the ceiling run just before each run, and each run over it (`bench.report`)
+        "paired_ceiling_rps": summarize(paired),
+        "paired_ratio": summarize(
+            [r.rps / p for r, p in zip(results, paired, strict=True) if p] if paired else []
+        ),
         "target": server.kind,
         "db": server.db.kind if server.db else "-",
         "workers": server.workers,
@@ -259,9 +286,12 @@ def run_server(
     db_context = database(db_kind, work) if db_kind else contextlib.nullcontext()
     with db_context as db:
         server = Server(kind, workers, work, db)
+        pair: Server | None = None
         try:
             server.start()
-            code, pin = server.create_case() if kind == "citygate" else ("482133076634", "1234")
+            if kind == "citygate" and cfg.webhook:
+                pair = _paired_ceiling(workers, work, db_kind, cfg)
+            code, pin = server.create_case() if kind == "citygate" else CEILING_CASE
             best = 0.0
             if cfg.webhook:
                 if kind == "citygate":
@@ -276,10 +306,10 @@ def run_server(
                     )
                     rate_guess = warm.rps
                 for connections in cfg.connections:
-                    results, cores, splits = _wrk_runs(
-                        server, code, pin, connections, rate_guess, cfg
+                    results, cores, splits, paired = _wrk_runs(
+                        server, code, pin, connections, rate_guess, cfg, pair
                     )
-                    row = _webhook_row(server, connections, results, cores, splits)
+                    row = _webhook_row(server, connections, results, cores, splits, paired)
                     busy = max(row["other_cpu_cores"]["runs"])
                     if busy > 0.25:
                         parts.webhook.notes.append(
@@ -337,7 +367,26 @@ def run_server(
             )
         finally:
             server.stop()
+            if pair is not None:
+                pair.stop()
         parts.servers.rows.append(_check(server, parts))
+
+
+def _paired_ceiling(workers: int, work: Path, db_kind: str | None, cfg: HttpSettings) -> Server:
+    """A ceiling with citygate's processes, idle beside it, run just before each of its
+    runs: the host's speed drifts by more in the minutes between the ceiling's own rows
+    and citygate's than a change of a few per cent moves a figure."""
+    pair = Server("ceiling", workers, work)
+    pair.log_path = work / f"ceiling-paired-{db_kind}-{workers}.log"
+    pair.start()
+    run_wrk(
+        pair.url,
+        webhook_bodies(CEILING_POOL, *CEILING_CASE),
+        connections=cfg.connections[0],
+        seconds=cfg.warmup,
+        threads=cfg.threads,
+    )
+    return pair
 
 
 def run_http(cfg: HttpSettings, work: Path) -> HttpParts:
