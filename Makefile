@@ -38,7 +38,7 @@ test: install lint typecheck
 clean:
 	rm -rf $(VENV) var/*.db var/*.db-* .pytest_cache .mypy_cache .ruff_cache
 
-# Benchmarks (bench/, docs/BENCHMARKS.md): not part of `make test`. `bench` takes ~11
+# Benchmarks (bench/, docs/BENCHMARKS.md): not part of `make test`. `bench` takes ~16
 # minutes and writes bench/results/<date>.json; `bench-smoke` runs every part once,
 # briefly (< 1 minute). Both install Debian's wrk with apt-get when it is missing.
 .PHONY: bench bench-smoke
