@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.group_commit import GroupCommit
@@ -314,13 +315,13 @@ async def _replay(session: AsyncSession, row: InboundMessage) -> Outcome:
 
 
 @lru_cache(maxsize=64)
-def _inbound_counter(channel: str, duplicate: bool) -> Any:
+def _inbound_counter(channel: str, duplicate: bool) -> Counter:
     """The counter child of a channel and kind (`labels` costs ten times an `inc`)."""
     return INBOUND.labels(channel=channel, duplicate=str(duplicate).lower())
 
 
 @lru_cache(maxsize=512)  # channels × reply keys: a few dozen
-def _replies_counter(channel: str, key: str) -> Any:
+def _replies_counter(channel: str, key: str) -> Counter:
     return REPLIES.labels(channel=channel, key=key)
 
 

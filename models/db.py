@@ -75,7 +75,7 @@ def _ping_when_idle(engine: AsyncEngine) -> None:
     a transaction uses it, without a ping at every checkout as `pool_pre_ping` does.
 
     asyncpg's ping is three round trips (BEGIN, an empty query, ROLLBACK): under load,
-    with one group of messages at a time on a connection, a fifth of a group's round
+    with one group of messages at a time on a connection, a quarter of a group's round
     trips, for connections used a few milliseconds before. Only a connection that sat in
     the pool for `PING_AFTER_IDLE_SECONDS` is pinged now, and replaced when the ping
     fails, as the pool's own pre-ping would. A connection busy up to the moment the
