@@ -4,7 +4,8 @@ the message marked handled, and the reply already given found again for a retry.
 
 The statements here run for every message, so they are built once with bind parameters
 (building a statement and its cache key costs more than running it) and, where a group
-allows, run once for the group (see `gateway.group_commit`).
+allows, run once for the group (see `gateway.group_commit`); on PostgreSQL a group's
+replies, marks and limits go straight to asyncpg (`models.pg_direct`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
+from models import pg_direct
 from models.base import InsertNew, per_transaction, utcnow
 from models.contacts import Contact
 from models.messages import LATE_REPLY, InboundMessage, OutboundMessage, note_sent
@@ -155,12 +157,17 @@ async def _insert_replies(session: AsyncSession, values: list[dict[str, Any]]) -
     if not values:
         return []
     made: defaultdict[tuple[int, str], list[int]] = defaultdict(list)
-    alike: defaultdict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
-    for value in values:  # one INSERT per set of columns (an SMS reply's, an email's)
-        alike[tuple(sorted(value))].append(value)
-    for rows in alike.values():
-        for id_, inbound_id, body in (await session.execute(_INSERT_REPLY, rows)).all():
-            made[(inbound_id, body)].append(id_)
+    direct = await pg_direct.insert_replies(session, values)
+    inserted: list[tuple[int, int, str]] = direct if direct is not None else []
+    if direct is None:
+        alike: defaultdict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+        for value in values:  # one INSERT per set of columns (an SMS reply's, an email's)
+            alike[tuple(sorted(value))].append(value)
+        for rows in alike.values():
+            result = await session.execute(_INSERT_REPLY, rows)
+            inserted.extend((id_, inbound_id, body) for id_, inbound_id, body in result)
+    for id_, inbound_id, body in inserted:
+        made[(inbound_id, body)].append(id_)
     for ids in made.values():
         ids.sort(reverse=True)
     return [made[(v["inbound_id"], v["body"])].pop() for v in values]
@@ -237,10 +244,11 @@ async def write_deferred(session: AsyncSession) -> None:
     ids = iter(await _insert_replies(session, values))
     for rows, kept in deferred.replies:
         kept.extend(next(ids) for _ in rows)
-    if deferred.marks:
+    if deferred.marks and not await pg_direct.mark_handled(session, deferred.marks):
         await session.execute(_MARK_HANDLED, deferred.marks)
-    if deferred.limits:
-        await session.execute(_KEEP_LIMITS, list(deferred.limits.values()))
+    limits = list(deferred.limits.values())
+    if limits and not await pg_direct.keep_limits(session, limits):
+        await session.execute(_KEEP_LIMITS, limits)
 
 
 _CONTACTS = cast(Table, Contact.__table__)

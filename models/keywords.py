@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, UTCDateTime, utcnow
+from models.pg_direct import Direct
 
 
 class Keyword(Base):
@@ -30,10 +31,16 @@ async def operator_keywords(session: AsyncSession) -> list[Keyword]:
 
 # Built once: every message group reads the table, and a statement made per call costs
 # more than running it (it is built, then its cache key computed at every execution).
+# On PostgreSQL it goes straight to asyncpg inside the group's transaction
+# (`models.pg_direct`), when that has begun.
 _KEYWORD_ROWS = select(Keyword.command, Keyword.language, Keyword.keyword).order_by(Keyword.id)
+_DIRECT_ROWS = Direct(_KEYWORD_ROWS)
 
 
 async def list_keyword_rows(session: AsyncSession) -> list[tuple[str, str, str]]:
     """(command, language, keyword) triples stored by operators, oldest first."""
+    direct = await _DIRECT_ROWS.fetch(session, {})
+    if direct is not None:
+        return [(c, lang, k) for c, lang, k in direct]
     rows = await session.execute(_KEYWORD_ROWS)
     return [(c, lang, k) for c, lang, k in rows.all()]

@@ -8,7 +8,7 @@ import socket
 import threading
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from twilio.request_validator import RequestValidator
 
 from gateway.access_log import LOG_CONFIG
 from gateway.settings import Settings
+from models import pg_direct
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPORA = ROOT.parent / "shared" / "corpora"
@@ -169,17 +170,26 @@ def reply_text(twiml: str) -> str:
 
 @contextmanager
 def statements(engine: AsyncEngine) -> Iterator[list[str]]:
-    """The SQL statements sent to the database inside the block."""
+    """The SQL statements sent to the database inside the block: through SQLAlchemy,
+    and straight to asyncpg (`models.pg_direct.send`)."""
     seen: list[str] = []
 
     def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         seen.append(statement)
 
+    direct = pg_direct.send
+
+    async def send(connection: Any, sql: str, arguments: Sequence[Any]) -> list[Any]:
+        seen.append(sql)
+        return await direct(connection, sql, arguments)
+
     sync = engine.sync_engine
     event.listen(sync, "before_cursor_execute", record)
+    pg_direct.send = send  # type: ignore[assignment]
     try:
         yield seen
     finally:
+        pg_direct.send = direct  # type: ignore[assignment]
         event.remove(sync, "before_cursor_execute", record)
 
 

@@ -1,0 +1,207 @@
+"""A group's set-based statements on PostgreSQL, sent straight to asyncpg.
+
+A message group (`gateway.group_commit`) ends with three writes, its reply rows, its
+"handled" marks and its senders' abuse-limit columns, and reads the keyword table once.
+Through SQLAlchemy's session each of those statements cost about 170 µs of the event
+loop's CPU, against 45 µs for asyncpg itself (docs/BENCHMARKS.md, "Seventh step"): the
+session's execute, the compiled-cache lookup, the adapter's cursor and the result
+objects, for statements whose rows need none of them.
+
+So on PostgreSQL these few statements are still written in SQLAlchemy's expression
+language, but compiled once, at import, for the asyncpg dialect, and run on the
+session's own asyncpg connection, inside the session's transaction (the group's
+earlier statements began it; `driver` checks). The writes take their rows as arrays
+and `unnest` them: one statement and one prepared plan whatever the group's size,
+where an executemany runs an UPDATE once for each row and a multi-row VALUES is a new
+statement for each number of rows. Everything else, SQLite included, goes through
+SQLAlchemy as before: a caller falls back to it whenever a function here returns None.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from sqlalchemy import DateTime, Float, Integer, String, Table, Text, bindparam, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.selectable import TableValuedAlias
+from sqlalchemy.types import TypeEngine
+
+from models.base import per_transaction, utcnow
+from models.contacts import Contact
+from models.messages import InboundMessage, OutboundMessage
+
+_DIALECT = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
+_DRIVER = per_transaction("citygate.asyncpg_connection")
+
+
+async def driver(session: AsyncSession) -> Any | None:
+    """The asyncpg connection under `session`, when it is one and its transaction has
+    begun (remembered for the transaction); None otherwise."""
+    found = session.info.get(_DRIVER)
+    if found is None:
+        dialect = session.get_bind().dialect
+        if dialect.name != "postgresql" or dialect.driver != "asyncpg":
+            return None
+        connection = await session.connection()
+        found = (await connection.get_raw_connection()).driver_connection
+        if found is None:
+            return None
+        session.info[_DRIVER] = found
+    return found if found.is_in_transaction() else None
+
+
+async def send(connection: Any, sql: str, arguments: Sequence[Any]) -> list[Any]:
+    """The one place a direct statement reaches asyncpg (`tests.support.statements`
+    watches it here)."""
+    rows: list[Any] = await connection.fetch(sql, *arguments)
+    return rows
+
+
+class Direct:
+    """A statement of the expression language compiled once for asyncpg. Its bound
+    parameters must be exactly `parameters`: a column default SQLAlchemy would fill in
+    at execution is refused here, at import, instead of left NULL."""
+
+    def __init__(self, statement: ClauseElement, parameters: Sequence[str] = ()) -> None:
+        compiled = cast(SQLCompiler, statement.compile(dialect=_DIALECT))
+        self.sql = compiled.string
+        self.names = tuple(compiled.positiontup or ())
+        if set(self.names) != set(parameters):
+            raise ValueError(f"bound parameters {self.names}, expected {tuple(parameters)}")
+
+    async def fetch(self, session: AsyncSession, parameters: Mapping[str, Any]) -> list[Any] | None:
+        """The statement's rows (asyncpg records), or None when `session` is not on an
+        asyncpg connection in a transaction (the caller runs its SQLAlchemy statement)."""
+        connection = await driver(session)
+        if connection is None:
+            return None
+        return await send(connection, self.sql, [parameters[name] for name in self.names])
+
+
+def unnest(columns: Mapping[str, TypeEngine[Any]]) -> TableValuedAlias:
+    """`unnest($1::T1[], $2::T2[], …) AS v(name1, name2, …)`: a row for each index of
+    the arrays, each array bound by its column's name."""
+    arrays = [bindparam(name, type_=ARRAY(type_)) for name, type_ in columns.items()]
+    return func.unnest(*arrays).table_valued(*columns).render_derived(name="v")
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """As `models.base.UTCDateTime` binds it: a naive time is UTC."""
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+_STAMP = DateTime(timezone=True)
+_OUTBOUND = cast(Table, OutboundMessage.__table__)
+# Every column a reply's values may name (an SMS reply's seven, an email reply's twelve);
+# one missing from a row is NULL, but `created_at`, which is now.
+REPLY_COLUMNS: dict[str, TypeEngine[Any]] = {
+    "channel": String(),
+    "contact_id": Integer(),
+    "inbound_id": Integer(),
+    "to_address": String(),
+    "body": Text(),
+    "kind": String(),
+    "status": String(),
+    "message_id": String(),
+    "case_id": Integer(),
+    "payload": Text(),
+    "next_attempt_at": _STAMP,
+    "created_at": _STAMP,
+}
+_REPLY_ROWS = unnest(REPLY_COLUMNS)
+_INSERT_REPLIES = Direct(
+    _OUTBOUND.insert()
+    .from_select(
+        [*REPLY_COLUMNS, "attempts", "updated_at"],
+        select(
+            *(_REPLY_ROWS.c[name] for name in REPLY_COLUMNS),
+            bindparam("attempts", type_=Integer()),
+            bindparam("now", type_=_STAMP),
+        ),
+    )
+    .returning(_OUTBOUND.c.id, _OUTBOUND.c.inbound_id, _OUTBOUND.c.body),
+    [*REPLY_COLUMNS, "attempts", "now"],
+)
+
+
+async def insert_replies(
+    session: AsyncSession, values: Sequence[Mapping[str, Any]]
+) -> list[tuple[int, int, str]] | None:
+    """Insert reply rows (`models.inbox` values) in one statement; (id, inbound id,
+    body) of each new row, in no promised order. None: not here (SQLAlchemy's way)."""
+    if any(not REPLY_COLUMNS.keys() >= value.keys() for value in values):
+        return None  # a column this statement does not know: SQLAlchemy's way
+    now = utcnow()
+    arrays: dict[str, Any] = {name: [v.get(name) for v in values] for name in REPLY_COLUMNS}
+    arrays["created_at"] = [_aware(v.get("created_at")) or now for v in values]
+    arrays["next_attempt_at"] = [_aware(t) for t in arrays["next_attempt_at"]]
+    rows = await _INSERT_REPLIES.fetch(session, {**arrays, "attempts": 0, "now": now})
+    return None if rows is None else [(r[0], r[1], r[2]) for r in rows]
+
+
+_INBOUND = cast(Table, InboundMessage.__table__)
+_MARKS = unnest(
+    {
+        "inbound_id": Integer(),
+        "contact_id": Integer(),
+        "command": String(),
+        "reply_text": Text(),
+        "handled_at": _STAMP,
+        "outcome": String(),
+    }
+)
+_MARK_HANDLED = Direct(
+    _INBOUND.update()
+    .where(_INBOUND.c.id == _MARKS.c.inbound_id)
+    .values({name: _MARKS.c[name] for name in _MARKS.c.keys() if name != "inbound_id"}),
+    list(_MARKS.c.keys()),
+)
+
+
+async def mark_handled(session: AsyncSession, marks: Sequence[Mapping[str, Any]]) -> bool:
+    """Record on each inbound row (`inbound_id`) its contact, command, reply text,
+    handled time and outcome, in one statement. False: not here (SQLAlchemy's way)."""
+    last = list({m["inbound_id"]: m for m in marks}.values())  # as an executemany: last wins
+    arrays = {name: [m[name] for m in last] for name in _MARK_HANDLED.names}
+    arrays["handled_at"] = [_aware(t) for t in arrays["handled_at"]]
+    return await _MARK_HANDLED.fetch(session, arrays) is not None
+
+
+_CONTACTS = cast(Table, Contact.__table__)
+_LIMITS = unnest(
+    {
+        "contact_id": Integer(),
+        "allowance": Float(),
+        "allowance_at": _STAMP,
+        "limited_at": _STAMP,
+        "failed_lookups": Integer(),
+        "failed_lookups_at": _STAMP,
+    }
+)
+_KEEP_LIMITS = Direct(
+    _CONTACTS.update()
+    .where(_CONTACTS.c.id == _LIMITS.c.contact_id)
+    .values(
+        {
+            **{name: _LIMITS.c[name] for name in _LIMITS.c.keys() if name != "contact_id"},
+            "updated_at": bindparam("now", type_=_STAMP),
+        }
+    ),
+    [*_LIMITS.c.keys(), "now"],
+)
+_TIMES = ("allowance_at", "limited_at", "failed_lookups_at")
+
+
+async def keep_limits(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> bool:
+    """Write contacts' abuse-limit columns (`models.inbox.LIMIT_COLUMNS`, by
+    `contact_id`) in one statement. False: not here (SQLAlchemy's way)."""
+    arrays: dict[str, Any] = {name: [r[name] for r in rows] for name in _LIMITS.c.keys()}
+    for name in _TIMES:
+        arrays[name] = [_aware(t) for t in arrays[name]]
+    return await _KEEP_LIMITS.fetch(session, {**arrays, "now": utcnow()}) is not None

@@ -1,0 +1,189 @@
+"""A group's writes and its keyword read (`models.inbox.write_deferred`,
+`models.keywords.list_keyword_rows`): on PostgreSQL they go straight to asyncpg
+(`models.pg_direct`), on SQLite through SQLAlchemy; the rows written are the same."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import exc, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from models.contacts import Contact, get_or_create_contact
+from models.db import make_engine, make_sessionmaker
+from models.inbox import (
+    NewInbound,
+    defer_writes,
+    keep_limits,
+    queue_mail_reply,
+    record_reply,
+    store_inbound_group,
+    write_deferred,
+)
+from models.keywords import Keyword, list_keyword_rows
+from models.messages import InboundMessage, OutboundMessage
+from models.pg_direct import Direct
+from tests.support import statements
+
+NOW = datetime(2026, 12, 5, 9, 30, tzinfo=UTC)
+
+
+@pytest.fixture
+async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    engine = make_engine(database_url)
+    yield make_sessionmaker(engine)
+    await engine.dispose()
+
+
+def _sms(n: int) -> NewInbound:
+    return NewInbound("sms", f"SM{n:032d}", f"+98912000{n:04d}", "+15005550006", "HELP", {})
+
+
+def _direct(seen: list[str]) -> list[str]:
+    """The statements of `seen` that asyncpg got without SQLAlchemy (theirs unnest)."""
+    return [s for s in seen if "unnest(" in s]
+
+
+async def test_a_groups_writes_land_whole(sessions: async_sessionmaker[AsyncSession]) -> None:
+    postgres = sessions.kw["bind"].dialect.name == "postgresql"
+    engine = sessions.kw["bind"]
+    with statements(engine) as seen:
+        async with sessions.begin() as session:
+            defer_writes(session)
+            stored = await store_inbound_group(session, [_sms(n) for n in range(3)])
+            rows = [row for row, _new in stored]
+            contacts = [
+                await get_or_create_contact(session, channel="sms", address=row.from_address)
+                for row in rows
+            ]
+            ids = [
+                await record_reply(
+                    session,
+                    rows[0],
+                    contact_id=contacts[0].id,
+                    command="help",
+                    parts=["یک", "دو"],
+                    now=NOW,
+                ),
+                await record_reply(
+                    session,
+                    rows[1],
+                    contact_id=contacts[1].id,
+                    command=None,
+                    parts=[],
+                    now=NOW,
+                    outcome="refused: limit",
+                ),
+                await queue_mail_reply(
+                    session,
+                    rows[2],
+                    contact_id=contacts[2].id,
+                    to_address="a@example.org",
+                    body="پاسخ",
+                    message_id="<r1@citygate>",
+                    case_id=None,
+                    payload="raw",
+                    now=NOW,
+                ),
+            ]
+            await keep_limits(session, contacts[0], allowance=2.5, allowance_at=NOW)
+            await keep_limits(session, contacts[0], allowance=1.5, limited_at=NOW)
+            assert ids == [[], [], []], "ids are known only once the group's rows are written"
+            await write_deferred(session)
+    # On PostgreSQL the replies, the marks and the limits: three statements to asyncpg.
+    assert len(_direct(seen)) == (3 if postgres else 0), seen
+
+    async with sessions() as session:
+        out = await session.execute(select(OutboundMessage).order_by(OutboundMessage.id))
+        replies = out.scalars().all()
+        inbound = {m.id: m for m in (await session.execute(select(InboundMessage))).scalars().all()}
+        contact = await session.get(Contact, contacts[0].id)
+    assert [r.id for r in replies] == [*ids[0], *ids[2]]
+    assert [(r.inbound_id, r.body) for r in replies] == [
+        (rows[0].id, "یک"),
+        (rows[0].id, "دو"),
+        (rows[2].id, "پاسخ"),
+    ]
+    sms, mail = replies[0], replies[2]
+    assert (sms.channel, sms.kind, sms.status, sms.attempts) == ("sms", "reply", "accepted", 0)
+    assert sms.to_address == rows[0].from_address and sms.message_id is None
+    assert sms.created_at is not None and sms.updated_at is not None
+    assert (mail.status, mail.message_id, mail.payload) == ("pending", "<r1@citygate>", "raw")
+    assert mail.next_attempt_at == NOW and mail.created_at == NOW
+    first, second = inbound[rows[0].id], inbound[rows[1].id]
+    assert (first.command, first.reply_text, first.handled_at) == ("help", "یک\n\nدو", NOW)
+    assert first.contact_id == contacts[0].id and first.outcome == "handled"
+    assert (second.command, second.reply_text, second.outcome) == (None, "", "refused: limit")
+    assert inbound[rows[2].id].handled_at is None, "an email reply does not mark its row"
+    assert contact is not None
+    # the contact's last state wins, and the earlier change is not lost
+    assert (contact.allowance, contact.allowance_at, contact.limited_at) == (1.5, NOW, NOW)
+    assert contact.updated_at is not None and contact.updated_at > NOW - timedelta(days=1)
+
+
+async def test_a_failed_write_keeps_nothing(sessions: async_sessionmaker[AsyncSession]) -> None:
+    """A reply the table refuses (no address: NOT NULL) fails the group's one INSERT of
+    replies; the whole transaction is undone, and the next one works."""
+    with pytest.raises(exc.IntegrityError if _sqlite(sessions) else Exception) as raised:
+        async with sessions.begin() as session:
+            defer_writes(session)
+            ((row, _new),) = await store_inbound_group(session, [_sms(7)])
+            contact = await get_or_create_contact(session, channel="sms", address="+989120")
+            await record_reply(
+                session, row, contact_id=contact.id, command="help", parts=["x"], now=NOW
+            )
+            await queue_mail_reply(
+                session,
+                row,
+                contact_id=contact.id,
+                to_address=None,  # type: ignore[arg-type]
+                body="y",
+                message_id="<r2@citygate>",
+                case_id=None,
+                payload="raw",
+                now=NOW,
+            )
+            await write_deferred(session)
+    assert "null" in str(raised.value).lower()
+    async with sessions.begin() as session:
+        assert (await session.execute(select(InboundMessage))).scalars().all() == []
+        assert (await session.execute(select(OutboundMessage))).scalars().all() == []
+        assert (await session.execute(select(Contact))).scalars().all() == []
+        stored = await store_inbound_group(session, [_sms(8)])
+    assert stored[0][1] is True
+
+
+def _sqlite(sessions: async_sessionmaker[AsyncSession]) -> bool:
+    return bool(sessions.kw["bind"].dialect.name == "sqlite")
+
+
+async def test_keywords_read_before_and_inside_a_transaction(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    engine = sessions.kw["bind"]
+    async with sessions.begin() as session:
+        session.add_all(
+            [
+                Keyword(command="status", language="fa", keyword="پیگیری", normal="پیگیری"),
+                Keyword(command="help", language="en", keyword="INFO", normal="info"),
+            ]
+        )
+    wanted = [("status", "fa", "پیگیری"), ("help", "en", "INFO")]
+    with statements(engine) as seen:
+        async with sessions.begin() as session:
+            # nothing has begun the transaction yet: SQLAlchemy's way
+            assert await list_keyword_rows(session) == wanted
+            # begun (on PostgreSQL the second read goes to asyncpg directly)
+            assert await list_keyword_rows(session) == wanted
+    assert len(seen) == 2, seen
+
+
+def test_a_column_default_is_refused_at_import() -> None:
+    """A statement whose column defaults SQLAlchemy would fill in at execution cannot
+    be run directly: it would write NULL instead."""
+    statement = pg_insert(OutboundMessage).values(channel="sms", to_address="x", body="y")
+    with pytest.raises(ValueError, match="bound parameters"):
+        Direct(statement, ["channel", "to_address", "body"])
