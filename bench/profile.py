@@ -70,7 +70,10 @@ def summarize_stacks(path: Path) -> tuple[Counter[str], Counter[str], int]:
     total = 0
     for line in path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
-        if "<module> (" not in stack or "Thread._bootstrap" in stack:
+        # SQLAlchemy's greenlets run on the loop's thread only, but py-spy's native
+        # unwinding stops at the greenlet's own stack: such a sample has no <module>.
+        in_greenlet = "greenlet::" in stack
+        if ("<module> (" not in stack and not in_greenlet) or "Thread._bootstrap" in stack:
             continue  # not the event loop's thread
         if stack.rsplit(";", 1)[-1].split(" (")[0] in IDLE:
             continue  # the loop waiting for I/O (seen with --native)

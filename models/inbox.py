@@ -64,11 +64,15 @@ async def store_inbound_group(
 ) -> list[tuple[InboundMessage, bool]]:
     """`store_inbound` for a whole group in one statement: (row, is_new) per message, in
     order. A provider id already stored, or twice in the group, is new only once."""
-    stmt = _STORE.on(session)
     now = utcnow()
-    params = [{**m._asdict(), "attempts": 1, "received_at": now} for m in messages]
-    rows = (await session.scalars(stmt, params)).all()
-    inserted = {(r.channel, r.provider_id): r for r in rows}
+    values = [m._asdict() for m in messages]
+    direct = await pg_direct.store_inbound(session, values, now)
+    if direct is not None:
+        inserted = direct
+    else:
+        params = [{**v, "attempts": 1, "received_at": now} for v in values]
+        rows = (await session.scalars(_STORE.on(session), params)).all()
+        inserted = {(r.channel, r.provider_id): r for r in rows}
     stored: list[tuple[InboundMessage, bool]] = []
     for m in messages:
         row = inserted.pop((m.channel, m.provider_id), None)

@@ -1,7 +1,8 @@
 """A group's set-based statements on PostgreSQL, sent straight to asyncpg.
 
-A message group (`gateway.group_commit`) ends with three writes, its reply rows, its
-"handled" marks and its senders' abuse-limit columns, and reads the keyword table once.
+A message group (`gateway.group_commit`) begins by storing its messages, ends with three
+writes, its reply rows, its "handled" marks and its senders' abuse-limit columns, and
+reads the keyword table once.
 Through SQLAlchemy's session each of those statements cost about 170 µs of the event
 loop's CPU, against 45 µs for asyncpg itself (docs/BENCHMARKS.md, "Seventh step"): the
 session's execute, the compiled-cache lookup, the adapter's cursor and the result
@@ -19,14 +20,29 @@ SQLAlchemy as before: a caller falls back to it whenever a function here returns
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import DateTime, Float, Integer, String, Table, Text, bindparam, func, select
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    Integer,
+    String,
+    Table,
+    Text,
+    bindparam,
+    func,
+    select,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.base import manager_of_class
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.selectable import TableValuedAlias
@@ -41,19 +57,34 @@ _DRIVER = per_transaction("citygate.asyncpg_connection")
 
 
 async def driver(session: AsyncSession) -> Any | None:
-    """The asyncpg connection under `session`, when it is one and its transaction has
-    begun (remembered for the transaction); None otherwise."""
-    found = session.info.get(_DRIVER)
-    if found is None:
+    """The asyncpg connection under `session`, inside the session's transaction; None
+    when there is none (not asyncpg, no transaction, autocommit).
+
+    SQLAlchemy's asyncpg adapter sends BEGIN only with its first statement; when a
+    direct statement comes first, the adapter is asked to begin (`_start_transaction`,
+    what its cursor calls), so its commit and rollback are the transaction's as always.
+    Those are the adapter's private names: were they to go in a new SQLAlchemy, this
+    returns None and the callers take SQLAlchemy's way (tests/models/test_pg_direct.py
+    then fails, as it counts the statements that went straight to asyncpg)."""
+    adapted: Any = session.info.get(_DRIVER)
+    if adapted is None:
         dialect = session.get_bind().dialect
         if dialect.name != "postgresql" or dialect.driver != "asyncpg":
             return None
-        connection = await session.connection()
-        found = (await connection.get_raw_connection()).driver_connection
-        if found is None:
+        if not session.in_transaction():
             return None
-        session.info[_DRIVER] = found
+        connection = await session.connection()
+        adapted = (await connection.get_raw_connection()).dbapi_connection
+        if not all(hasattr(adapted, name) for name in _ADAPTER):
+            return None
+        session.info[_DRIVER] = adapted
+    if adapted._transaction is None:
+        await adapted._start_transaction()
+    found = adapted._connection
     return found if found.is_in_transaction() else None
+
+
+_ADAPTER = ("_transaction", "_start_transaction", "_connection")
 
 
 async def send(connection: Any, sql: str, arguments: Sequence[Any]) -> list[Any]:
@@ -205,3 +236,63 @@ async def keep_limits(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) 
     for name in _TIMES:
         arrays[name] = [_aware(t) for t in arrays[name]]
     return await _KEEP_LIMITS.fetch(session, {**arrays, "now": utcnow()}) is not None
+
+
+_NEW_COLUMNS: dict[str, TypeEngine[Any]] = {
+    "channel": String(),
+    "provider_id": String(),
+    "from_address": String(),
+    "to_address": String(),
+    "body": Text(),
+    "raw": JSON(),
+}
+_NEW_ROWS = unnest(_NEW_COLUMNS)
+_STORE_INBOUND = Direct(
+    pg_insert(_INBOUND)
+    .from_select(
+        [*_NEW_COLUMNS, "attempts", "received_at"],
+        select(
+            *(_NEW_ROWS.c[name] for name in _NEW_COLUMNS),
+            bindparam("attempts", type_=Integer()),
+            bindparam("now", type_=_STAMP),
+        ),
+    )
+    .on_conflict_do_nothing(index_elements=["channel", "provider_id"])
+    .returning(_INBOUND.c.id, _INBOUND.c.channel, _INBOUND.c.provider_id),
+    [*_NEW_COLUMNS, "attempts", "now"],
+)
+# The columns a new row leaves at their default (None), set on the objects made here so
+# that none is expired (an expired attribute would be loaded, and that cannot be awaited).
+_MANAGER = manager_of_class(InboundMessage)
+_UNSET = {
+    c.key: None
+    for c in _INBOUND.columns
+    if c.key not in (*_NEW_COLUMNS, "id", "attempts", "received_at")
+}
+
+
+async def store_inbound(
+    session: AsyncSession, rows: Sequence[Mapping[str, Any]], now: datetime
+) -> dict[tuple[str, str], InboundMessage] | None:
+    """Insert new inbound rows (`_NEW_COLUMNS`, stored with one attempt at `now`) in one
+    statement, skipping a (channel, provider id) already stored; the rows inserted, as
+    the session's own persistent objects, by (channel, provider id). None: not here."""
+    arrays: dict[str, Any] = {name: [r[name] for r in rows] for name in _NEW_COLUMNS}
+    arrays["raw"] = [json.dumps(raw) for raw in arrays["raw"]]
+    got = await _STORE_INBOUND.fetch(session, {**arrays, "attempts": 1, "now": now})
+    if got is None:
+        return None
+    given = {(r["channel"], r["provider_id"]): r for r in rows}
+    made: dict[tuple[str, str], InboundMessage] = {}
+    for id_, channel, provider_id in got:
+        values = given[(channel, provider_id)]
+        # As a query's loading makes an object (instrumented, its __init__ not run, the
+        # values put in its __dict__): the constructor's attribute events cost more than
+        # the whole statement (docs/BENCHMARKS.md, "Seventh step").
+        row = _MANAGER.new_instance()
+        row.__dict__.update(_UNSET, id=id_, attempts=1, received_at=now)
+        row.__dict__.update((name, values[name]) for name in _NEW_COLUMNS)
+        make_transient_to_detached(row)  # as if loaded: no pending change
+        session.add(row)
+        made[(channel, provider_id)] = row
+    return made

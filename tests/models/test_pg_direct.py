@@ -93,8 +93,9 @@ async def test_a_groups_writes_land_whole(sessions: async_sessionmaker[AsyncSess
             await keep_limits(session, contacts[0], allowance=1.5, limited_at=NOW)
             assert ids == [[], [], []], "ids are known only once the group's rows are written"
             await write_deferred(session)
-    # On PostgreSQL the replies, the marks and the limits: three statements to asyncpg.
-    assert len(_direct(seen)) == (3 if postgres else 0), seen
+    # On PostgreSQL the inbound rows, the replies, the marks and the limits: four
+    # statements to asyncpg.
+    assert len(_direct(seen)) == (4 if postgres else 0), seen
 
     async with sessions() as session:
         out = await session.execute(select(OutboundMessage).order_by(OutboundMessage.id))
@@ -156,6 +157,36 @@ async def test_a_failed_write_keeps_nothing(sessions: async_sessionmaker[AsyncSe
     assert stored[0][1] is True
 
 
+async def test_stored_rows_are_the_sessions_own(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """A provider id already stored, or twice in one group, is new once; a row stored
+    by the group is the session's object: a change to it (as the email channel makes)
+    is written with the commit, and it reads back as stored."""
+    async with sessions.begin() as session:
+        await store_inbound_group(session, [_sms(1)])
+    again = _sms(1)._replace(body="another body")
+    async with sessions.begin() as session:
+        stored = await store_inbound_group(session, [_sms(2), again, _sms(3), _sms(2)])
+        assert [new for _row, new in stored] == [True, False, True, False]
+        row = stored[0][0]
+        assert stored[3][0] is row, "the same message twice in a group: one row"
+        assert stored[1][0].body == "HELP", "a repeat delivery changes nothing stored"
+        assert (row.attempts, row.handled_at, row.raw, row.error) == (1, None, {}, None)
+        assert row in session and row.received_at is not None
+        row.outcome = "ignored: bounce"
+        raw = _sms(3)._replace(provider_id="SM-raw", raw={"Body": "سلام\u200cها", "n": ["1", "2"]})
+        ((with_raw, _new),) = await store_inbound_group(session, [raw])
+    async with sessions() as session:
+        found = {
+            m.provider_id: m
+            for m in (await session.execute(select(InboundMessage))).scalars().all()
+        }
+    assert found[row.provider_id].outcome == "ignored: bounce"
+    assert found["SM-raw"].raw == {"Body": "سلام\u200cها", "n": ["1", "2"]}
+    assert found["SM-raw"].id == with_raw.id and len(found) == 4
+
+
 def _sqlite(sessions: async_sessionmaker[AsyncSession]) -> bool:
     return bool(sessions.kw["bind"].dialect.name == "sqlite")
 
@@ -172,13 +203,29 @@ async def test_keywords_read_before_and_inside_a_transaction(
             ]
         )
     wanted = [("status", "fa", "پیگیری"), ("help", "en", "INFO")]
+    postgres = engine.dialect.name == "postgresql"
     with statements(engine) as seen:
         async with sessions.begin() as session:
-            # nothing has begun the transaction yet: SQLAlchemy's way
+            # the first statement of the transaction (on PostgreSQL the direct read
+            # has the adapter send BEGIN first), then another
             assert await list_keyword_rows(session) == wanted
-            # begun (on PostgreSQL the second read goes to asyncpg directly)
             assert await list_keyword_rows(session) == wanted
-    assert len(seen) == 2, seen
+            session.add(Keyword(command="help", language="fa", keyword="کمک", normal="کمک"))
+            await session.flush()
+            assert await list_keyword_rows(session) == [*wanted, ("help", "fa", "کمک")]
+        rolled_back = sessions.begin()
+        with pytest.raises(RuntimeError):
+            async with rolled_back as session:
+                assert len(await list_keyword_rows(session)) == 3
+                session.add(Keyword(command="help", language="en", keyword="SOS", normal="sos"))
+                await session.flush()
+                raise RuntimeError("undone")
+    # the flushes are SQLAlchemy's; the reads went straight to asyncpg on PostgreSQL
+    direct = [s for s in seen if s.startswith("SELECT keywords")]
+    assert len(direct) == 4, seen
+    async with sessions() as session:
+        assert await list_keyword_rows(session) == [*wanted, ("help", "fa", "کمک")]
+    assert postgres or not _direct(seen)
 
 
 def test_a_column_default_is_refused_at_import() -> None:
