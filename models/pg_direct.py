@@ -28,7 +28,6 @@ from typing import Any, cast
 from sqlalchemy import (
     JSON,
     DateTime,
-    Float,
     Integer,
     String,
     Table,
@@ -87,9 +86,15 @@ async def driver(session: AsyncSession) -> Any | None:
 _ADAPTER = ("_transaction", "_start_transaction", "_connection")
 
 
-async def send(connection: Any, sql: str, arguments: Sequence[Any]) -> list[Any]:
+async def send(
+    connection: Any, sql: str, arguments: Sequence[Any], many: bool = False
+) -> list[Any]:
     """The one place a direct statement reaches asyncpg (`tests.support.statements`
-    watches it here)."""
+    watches it here); with `many`, `arguments` holds a row of arguments for each run
+    (asyncpg's executemany: every run in one round trip)."""
+    if many:
+        await connection.executemany(sql, arguments)
+        return []
     rows: list[Any] = await connection.fetch(sql, *arguments)
     return rows
 
@@ -113,6 +118,16 @@ class Direct:
         if connection is None:
             return None
         return await send(connection, self.sql, [parameters[name] for name in self.names])
+
+    async def run_many(self, session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> bool:
+        """Run the statement once for each of `rows`, in one round trip; False when
+        `session` is not on an asyncpg connection in a transaction."""
+        connection = await driver(session)
+        if connection is None:
+            return False
+        arguments = [[row[name] for name in self.names] for row in rows]
+        await send(connection, self.sql, arguments, many=True)
+        return True
 
 
 def unnest(columns: Mapping[str, TypeEngine[Any]]) -> TableValuedAlias:
@@ -177,65 +192,49 @@ async def insert_replies(
 
 
 _INBOUND = cast(Table, InboundMessage.__table__)
-_MARKS = unnest(
-    {
-        "inbound_id": Integer(),
-        "contact_id": Integer(),
-        "command": String(),
-        "reply_text": Text(),
-        "handled_at": _STAMP,
-        "outcome": String(),
-    }
-)
+# The UPDATEs run once per row (asyncpg's executemany, one round trip), not as a join
+# with `unnest`: a prepared join keeps the plan it got while the table was small, and
+# a hash join over the whole table made every group slower as the table grew (seen in
+# an A/B run, docs/BENCHMARKS.md, "Seventh step"). By primary key, a row is one index
+# lookup whatever the plan.
+_MARK_NAMES = ("contact_id", "command", "reply_text", "handled_at", "outcome")
 _MARK_HANDLED = Direct(
     _INBOUND.update()
-    .where(_INBOUND.c.id == _MARKS.c.inbound_id)
-    .values({name: _MARKS.c[name] for name in _MARKS.c.keys() if name != "inbound_id"}),
-    list(_MARKS.c.keys()),
+    .where(_INBOUND.c.id == bindparam("inbound_id", type_=Integer()))
+    .values({name: bindparam(name, type_=_INBOUND.c[name].type) for name in _MARK_NAMES}),
+    ["inbound_id", *_MARK_NAMES],
 )
 
 
 async def mark_handled(session: AsyncSession, marks: Sequence[Mapping[str, Any]]) -> bool:
     """Record on each inbound row (`inbound_id`) its contact, command, reply text,
-    handled time and outcome, in one statement. False: not here (SQLAlchemy's way)."""
-    last = list({m["inbound_id"]: m for m in marks}.values())  # as an executemany: last wins
-    arrays = {name: [m[name] for m in last] for name in _MARK_HANDLED.names}
-    arrays["handled_at"] = [_aware(t) for t in arrays["handled_at"]]
-    return await _MARK_HANDLED.fetch(session, arrays) is not None
+    handled time and outcome, in one round trip. False: not here (SQLAlchemy's way)."""
+    rows = [{**m, "handled_at": _aware(m["handled_at"])} for m in marks]
+    return await _MARK_HANDLED.run_many(session, rows)
 
 
 _CONTACTS = cast(Table, Contact.__table__)
-_LIMITS = unnest(
-    {
-        "contact_id": Integer(),
-        "allowance": Float(),
-        "allowance_at": _STAMP,
-        "limited_at": _STAMP,
-        "failed_lookups": Integer(),
-        "failed_lookups_at": _STAMP,
-    }
-)
+_LIMIT_NAMES = ("allowance", "allowance_at", "limited_at", "failed_lookups", "failed_lookups_at")
 _KEEP_LIMITS = Direct(
     _CONTACTS.update()
-    .where(_CONTACTS.c.id == _LIMITS.c.contact_id)
+    .where(_CONTACTS.c.id == bindparam("contact_id", type_=Integer()))
     .values(
         {
-            **{name: _LIMITS.c[name] for name in _LIMITS.c.keys() if name != "contact_id"},
+            **{name: bindparam(name, type_=_CONTACTS.c[name].type) for name in _LIMIT_NAMES},
             "updated_at": bindparam("now", type_=_STAMP),
         }
     ),
-    [*_LIMITS.c.keys(), "now"],
+    ["contact_id", *_LIMIT_NAMES, "now"],
 )
 _TIMES = ("allowance_at", "limited_at", "failed_lookups_at")
 
 
 async def keep_limits(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> bool:
     """Write contacts' abuse-limit columns (`models.inbox.LIMIT_COLUMNS`, by
-    `contact_id`) in one statement. False: not here (SQLAlchemy's way)."""
-    arrays: dict[str, Any] = {name: [r[name] for r in rows] for name in _LIMITS.c.keys()}
-    for name in _TIMES:
-        arrays[name] = [_aware(t) for t in arrays[name]]
-    return await _KEEP_LIMITS.fetch(session, {**arrays, "now": utcnow()}) is not None
+    `contact_id`) in one round trip. False: not here (SQLAlchemy's way)."""
+    now = utcnow()
+    runs = [{**r, **{name: _aware(r[name]) for name in _TIMES}, "now": now} for r in rows]
+    return await _KEEP_LIMITS.run_many(session, runs)
 
 
 _NEW_COLUMNS: dict[str, TypeEngine[Any]] = {

@@ -179,9 +179,11 @@ def statements(engine: AsyncEngine) -> Iterator[list[str]]:
 
     direct = pg_direct.send
 
-    async def send(connection: Any, sql: str, arguments: Sequence[Any]) -> list[Any]:
+    async def send(
+        connection: Any, sql: str, arguments: Sequence[Any], many: bool = False
+    ) -> list[Any]:
         seen.append(sql)
-        return await direct(connection, sql, arguments)
+        return await direct(connection, sql, arguments, many)
 
     sync = engine.sync_engine
     event.listen(sync, "before_cursor_execute", record)
