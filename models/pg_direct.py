@@ -10,12 +10,13 @@ objects, for statements whose rows need none of them.
 
 So on PostgreSQL these few statements are still written in SQLAlchemy's expression
 language, but compiled once, at import, for the asyncpg dialect, and run on the
-session's own asyncpg connection, inside the session's transaction (the group's
-earlier statements began it; `driver` checks). The writes take their rows as arrays
-and `unnest` them: one statement and one prepared plan whatever the group's size,
-where an executemany runs an UPDATE once for each row and a multi-row VALUES is a new
-statement for each number of rows. Everything else, SQLite included, goes through
-SQLAlchemy as before: a caller falls back to it whenever a function here returns None.
+session's own asyncpg connection, inside the session's transaction (`driver`). The
+INSERTs take their rows as arrays and `unnest` them: one statement and one prepared
+plan whatever the group's size, where a multi-row VALUES is a new statement for each
+number of rows. The UPDATEs go by primary key, once a row, in one round trip (asyncpg's
+executemany). The rows a group stores are made the session's own objects the way a
+query's loading makes them. Everything else, SQLite included, goes through SQLAlchemy
+as before: a caller falls back to it whenever a function here returns None or False.
 """
 
 from __future__ import annotations
