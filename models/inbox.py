@@ -5,7 +5,7 @@ the message marked handled, and the reply already given found again for a retry.
 The statements here run for every message, so they are built once with bind parameters
 (building a statement and its cache key costs more than running it) and, where a group
 allows, run once for the group (see `gateway.group_commit`); on PostgreSQL a group's
-replies, marks and limits go straight to asyncpg (`models.pg_direct`).
+rows, replies, marks and limits go straight to asyncpg (`models.pg_direct`).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from models import pg_direct
 from models.base import InsertNew, per_transaction, utcnow
 from models.contacts import Contact
 from models.messages import LATE_REPLY, InboundMessage, OutboundMessage, note_sent
+from models.pg_direct import Direct
 
 
 class NewInbound(NamedTuple):
@@ -104,6 +105,9 @@ _MARK_HANDLED = (
         handled_at=bindparam("handled_at"),
         outcome=bindparam("outcome"),
     )
+)
+_DIRECT_MARKS = Direct(
+    _MARK_HANDLED, ["inbound_id", "contact_id", "command", "reply_text", "handled_at", "outcome"]
 )
 
 
@@ -248,11 +252,14 @@ async def write_deferred(session: AsyncSession) -> None:
     ids = iter(await _insert_replies(session, values))
     for rows, kept in deferred.replies:
         kept.extend(next(ids) for _ in rows)
-    if deferred.marks and not await pg_direct.mark_handled(session, deferred.marks):
+    # On PostgreSQL each an executemany straight to asyncpg (`models.pg_direct`).
+    if deferred.marks and not await _DIRECT_MARKS.run_many(session, deferred.marks):
         await session.execute(_MARK_HANDLED, deferred.marks)
     limits = list(deferred.limits.values())
-    if limits and not await pg_direct.keep_limits(session, limits):
-        await session.execute(_KEEP_LIMITS, limits)
+    if limits:
+        now = utcnow()  # `updated_at`, which SQLAlchemy's own execution fills in
+        if not await _DIRECT_LIMITS.run_many(session, [{**r, "updated_at": now} for r in limits]):
+            await session.execute(_KEEP_LIMITS, limits)
 
 
 _CONTACTS = cast(Table, Contact.__table__)
@@ -263,6 +270,7 @@ _KEEP_LIMITS = (
     .where(_CONTACTS.c.id == bindparam("contact_id"))
     .values({name: bindparam(name) for name in LIMIT_COLUMNS})
 )
+_DIRECT_LIMITS = Direct(_KEEP_LIMITS, ["contact_id", *LIMIT_COLUMNS, "updated_at"])
 
 
 async def keep_limits(session: AsyncSession, contact: Contact, **changes: Any) -> None:

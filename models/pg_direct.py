@@ -14,29 +14,20 @@ session's own asyncpg connection, inside the session's transaction (`driver`). T
 INSERTs take their rows as arrays and `unnest` them: one statement and one prepared
 plan whatever the group's size, where a multi-row VALUES is a new statement for each
 number of rows. The UPDATEs go by primary key, once a row, in one round trip (asyncpg's
-executemany). The rows a group stores are made the session's own objects the way a
-query's loading makes them. Everything else, SQLite included, goes through SQLAlchemy
-as before: a caller falls back to it whenever a function here returns None or False.
+executemany): `models.inbox` wraps its own statements in `Direct`, which binds each
+value as SQLAlchemy would (its types' bind processing). The rows a group stores are
+made the session's own objects the way a query's loading makes them. Everything else,
+SQLite included, goes through SQLAlchemy as before: a caller falls back to it whenever
+a function here returns None or False.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import (
-    JSON,
-    DateTime,
-    Integer,
-    String,
-    Table,
-    Text,
-    bindparam,
-    func,
-    select,
-)
+from sqlalchemy import Integer, Select, String, Table, bindparam, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
@@ -46,10 +37,8 @@ from sqlalchemy.orm.base import manager_of_class
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.selectable import TableValuedAlias
-from sqlalchemy.types import TypeEngine
 
 from models.base import per_transaction, utcnow
-from models.contacts import Contact
 from models.messages import InboundMessage, OutboundMessage
 
 _DIALECT = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
@@ -111,6 +100,18 @@ class Direct:
         self.names = tuple(compiled.positiontup or ())
         if set(self.names) != set(parameters):
             raise ValueError(f"bound parameters {self.names}, expected {tuple(parameters)}")
+        # Each value bound as SQLAlchemy binds it for asyncpg (`UTCDateTime` makes a naive
+        # time UTC, JSON is serialised, an ARRAY applies its item's processing).
+        self._binds = tuple(
+            (name, compiled.binds[name].type.dialect_impl(_DIALECT).bind_processor(_DIALECT))
+            for name in self.names
+        )
+
+    def _arguments(self, parameters: Mapping[str, Any]) -> list[Any]:
+        return [
+            parameters[name] if bind is None else bind(parameters[name])
+            for name, bind in self._binds
+        ]
 
     async def fetch(self, session: AsyncSession, parameters: Mapping[str, Any]) -> list[Any] | None:
         """The statement's rows (asyncpg records), or None when `session` is not on an
@@ -118,62 +119,68 @@ class Direct:
         connection = await driver(session)
         if connection is None:
             return None
-        return await send(connection, self.sql, [parameters[name] for name in self.names])
+        return await send(connection, self.sql, self._arguments(parameters))
 
     async def run_many(self, session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> bool:
-        """Run the statement once for each of `rows`, in one round trip; False when
-        `session` is not on an asyncpg connection in a transaction."""
+        """Run the statement once for each of `rows`, in one round trip (for an UPDATE by
+        primary key: a prepared join with `unnest` keeps the plan it got while the
+        table was small, docs/BENCHMARKS.md, "Seventh step"); False when `session` is
+        not on an asyncpg connection in a transaction."""
         connection = await driver(session)
         if connection is None:
             return False
-        arguments = [[row[name] for name in self.names] for row in rows]
+        arguments = [self._arguments(row) for row in rows]
         await send(connection, self.sql, arguments, many=True)
         return True
 
 
-def unnest(columns: Mapping[str, TypeEngine[Any]]) -> TableValuedAlias:
+def unnest(table: Table, names: Sequence[str]) -> TableValuedAlias:
     """`unnest($1::T1[], $2::T2[], …) AS v(name1, name2, …)`: a row for each index of
-    the arrays, each array bound by its column's name."""
-    arrays = [bindparam(name, type_=ARRAY(type_)) for name, type_ in columns.items()]
-    return func.unnest(*arrays).table_valued(*columns).render_derived(name="v")
+    the arrays, each array bound by the name of `table`'s column it fills, and of its
+    type."""
+    arrays = [bindparam(name, type_=ARRAY(_unbounded(table.c[name].type))) for name in names]
+    return func.unnest(*arrays).table_valued(*names).render_derived(name="v")
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    """As `models.base.UTCDateTime` binds it: a naive time is UTC."""
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+def _unbounded(type_: Any) -> Any:
+    """A column's type without its length: an explicit cast to VARCHAR(n) cuts a longer
+    text silently, where the column itself refuses it (as through SQLAlchemy)."""
+    return String() if isinstance(type_, String) and type_.length else type_
 
 
-_STAMP = DateTime(timezone=True)
+def rows_of(table: Table, names: Sequence[str]) -> tuple[list[str], Select[Any]]:
+    """The columns and the SELECT of an `INSERT … SELECT` putting into `table` a row for
+    each index of the `names` arrays, `attempts` bound once for all: one statement and
+    one prepared plan whatever the number of rows (a multi-row VALUES is a new
+    statement for each number)."""
+    rows = unnest(table, names)
+    values = select(*(rows.c[name] for name in names), bindparam("attempts", type_=Integer()))
+    return [*names, "attempts"], values
+
+
 _OUTBOUND = cast(Table, OutboundMessage.__table__)
 # Every column a reply's values may name (an SMS reply's seven, an email reply's twelve);
-# one missing from a row is NULL, but `created_at`, which is now.
-REPLY_COLUMNS: dict[str, TypeEngine[Any]] = {
-    "channel": String(),
-    "contact_id": Integer(),
-    "inbound_id": Integer(),
-    "to_address": String(),
-    "body": Text(),
-    "kind": String(),
-    "status": String(),
-    "message_id": String(),
-    "case_id": Integer(),
-    "payload": Text(),
-    "next_attempt_at": _STAMP,
-    "created_at": _STAMP,
-}
-_REPLY_ROWS = unnest(REPLY_COLUMNS)
+# one missing from a row is NULL, but `created_at` and `updated_at`, which are now.
+REPLY_COLUMNS = (
+    "channel",
+    "contact_id",
+    "inbound_id",
+    "to_address",
+    "body",
+    "kind",
+    "status",
+    "message_id",
+    "case_id",
+    "payload",
+    "next_attempt_at",
+    "created_at",
+    "updated_at",
+)
 _INSERT_REPLIES = Direct(
     _OUTBOUND.insert()
-    .from_select(
-        [*REPLY_COLUMNS, "attempts", "updated_at"],
-        select(
-            *(_REPLY_ROWS.c[name] for name in REPLY_COLUMNS),
-            bindparam("attempts", type_=Integer()),
-            bindparam("now", type_=_STAMP),
-        ),
-    )
+    .from_select(*rows_of(_OUTBOUND, REPLY_COLUMNS))
     .returning(_OUTBOUND.c.id, _OUTBOUND.c.inbound_id, _OUTBOUND.c.body),
-    [*REPLY_COLUMNS, "attempts", "now"],
+    [*REPLY_COLUMNS, "attempts"],
 )
 
 
@@ -182,84 +189,24 @@ async def insert_replies(
 ) -> list[tuple[int, int, str]] | None:
     """Insert reply rows (`models.inbox` values) in one statement; (id, inbound id,
     body) of each new row, in no promised order. None: not here (SQLAlchemy's way)."""
-    if any(not REPLY_COLUMNS.keys() >= value.keys() for value in values):
+    if any(not set(REPLY_COLUMNS).issuperset(value) for value in values):
         return None  # a column this statement does not know: SQLAlchemy's way
     now = utcnow()
     arrays: dict[str, Any] = {name: [v.get(name) for v in values] for name in REPLY_COLUMNS}
-    arrays["created_at"] = [_aware(v.get("created_at")) or now for v in values]
-    arrays["next_attempt_at"] = [_aware(t) for t in arrays["next_attempt_at"]]
-    rows = await _INSERT_REPLIES.fetch(session, {**arrays, "attempts": 0, "now": now})
+    arrays["created_at"] = [v.get("created_at") or now for v in values]
+    arrays["updated_at"] = [now] * len(values)
+    rows = await _INSERT_REPLIES.fetch(session, {**arrays, "attempts": 0})
     return None if rows is None else [(r[0], r[1], r[2]) for r in rows]
 
 
 _INBOUND = cast(Table, InboundMessage.__table__)
-# The UPDATEs run once per row (asyncpg's executemany, one round trip), not as a join
-# with `unnest`: a prepared join keeps the plan it got while the table was small, and
-# a hash join over the whole table made every group slower as the table grew (seen in
-# an A/B run, docs/BENCHMARKS.md, "Seventh step"). By primary key, a row is one index
-# lookup whatever the plan.
-_MARK_NAMES = ("contact_id", "command", "reply_text", "handled_at", "outcome")
-_MARK_HANDLED = Direct(
-    _INBOUND.update()
-    .where(_INBOUND.c.id == bindparam("inbound_id", type_=Integer()))
-    .values({name: bindparam(name, type_=_INBOUND.c[name].type) for name in _MARK_NAMES}),
-    ["inbound_id", *_MARK_NAMES],
-)
-
-
-async def mark_handled(session: AsyncSession, marks: Sequence[Mapping[str, Any]]) -> bool:
-    """Record on each inbound row (`inbound_id`) its contact, command, reply text,
-    handled time and outcome, in one round trip. False: not here (SQLAlchemy's way)."""
-    rows = [{**m, "handled_at": _aware(m["handled_at"])} for m in marks]
-    return await _MARK_HANDLED.run_many(session, rows)
-
-
-_CONTACTS = cast(Table, Contact.__table__)
-_LIMIT_NAMES = ("allowance", "allowance_at", "limited_at", "failed_lookups", "failed_lookups_at")
-_KEEP_LIMITS = Direct(
-    _CONTACTS.update()
-    .where(_CONTACTS.c.id == bindparam("contact_id", type_=Integer()))
-    .values(
-        {
-            **{name: bindparam(name, type_=_CONTACTS.c[name].type) for name in _LIMIT_NAMES},
-            "updated_at": bindparam("now", type_=_STAMP),
-        }
-    ),
-    ["contact_id", *_LIMIT_NAMES, "now"],
-)
-_TIMES = ("allowance_at", "limited_at", "failed_lookups_at")
-
-
-async def keep_limits(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> bool:
-    """Write contacts' abuse-limit columns (`models.inbox.LIMIT_COLUMNS`, by
-    `contact_id`) in one round trip. False: not here (SQLAlchemy's way)."""
-    now = utcnow()
-    runs = [{**r, **{name: _aware(r[name]) for name in _TIMES}, "now": now} for r in rows]
-    return await _KEEP_LIMITS.run_many(session, runs)
-
-
-_NEW_COLUMNS: dict[str, TypeEngine[Any]] = {
-    "channel": String(),
-    "provider_id": String(),
-    "from_address": String(),
-    "to_address": String(),
-    "body": Text(),
-    "raw": JSON(),
-}
-_NEW_ROWS = unnest(_NEW_COLUMNS)
+_NEW_COLUMNS = ("channel", "provider_id", "from_address", "to_address", "body", "raw")
 _STORE_INBOUND = Direct(
     pg_insert(_INBOUND)
-    .from_select(
-        [*_NEW_COLUMNS, "attempts", "received_at"],
-        select(
-            *(_NEW_ROWS.c[name] for name in _NEW_COLUMNS),
-            bindparam("attempts", type_=Integer()),
-            bindparam("now", type_=_STAMP),
-        ),
-    )
+    .from_select(*rows_of(_INBOUND, [*_NEW_COLUMNS, "received_at"]))
     .on_conflict_do_nothing(index_elements=["channel", "provider_id"])
     .returning(_INBOUND.c.id, _INBOUND.c.channel, _INBOUND.c.provider_id),
-    [*_NEW_COLUMNS, "attempts", "now"],
+    [*_NEW_COLUMNS, "received_at", "attempts"],
 )
 # The columns a new row leaves at their default (None), set on the objects made here so
 # that none is expired (an expired attribute would be loaded, and that cannot be awaited).
@@ -278,8 +225,8 @@ async def store_inbound(
     statement, skipping a (channel, provider id) already stored; the rows inserted, as
     the session's own persistent objects, by (channel, provider id). None: not here."""
     arrays: dict[str, Any] = {name: [r[name] for r in rows] for name in _NEW_COLUMNS}
-    arrays["raw"] = [json.dumps(raw) for raw in arrays["raw"]]
-    got = await _STORE_INBOUND.fetch(session, {**arrays, "attempts": 1, "now": now})
+    arrays["received_at"] = [now] * len(rows)
+    got = await _STORE_INBOUND.fetch(session, {**arrays, "attempts": 1})
     if got is None:
         return None
     given = {(r["channel"], r["provider_id"]): r for r in rows}

@@ -12,7 +12,7 @@ from sqlalchemy import exc, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from models import pg_direct
+from models import inbox, pg_direct
 from models.contacts import Contact, get_or_create_contact
 from models.db import make_engine, make_sessionmaker
 from models.inbox import (
@@ -48,8 +48,8 @@ def _direct(seen: list[str]) -> list[str]:
     group = {
         pg_direct._STORE_INBOUND.sql,
         pg_direct._INSERT_REPLIES.sql,
-        pg_direct._MARK_HANDLED.sql,
-        pg_direct._KEEP_LIMITS.sql,
+        inbox._DIRECT_MARKS.sql,
+        inbox._DIRECT_LIMITS.sql,
     }
     return [s for s in seen if s in group]
 
@@ -192,6 +192,25 @@ async def test_stored_rows_are_the_sessions_own(
     assert found[row.provider_id].outcome == "ignored: bounce"
     assert found["SM-raw"].raw == {"Body": "سلام\u200cها", "n": ["1", "2"]}
     assert found["SM-raw"].id == with_raw.id and len(found) == 4
+
+
+async def test_a_too_long_value_is_never_cut(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """A channel longer than its column (16): PostgreSQL refuses the group's INSERT, as
+    it did through SQLAlchemy, instead of a cast cutting it to fit; SQLite, which does
+    not enforce lengths, keeps it whole."""
+    long = _sms(9)._replace(channel="s" * 17)
+    if _sqlite(sessions):
+        async with sessions.begin() as session:
+            await store_inbound_group(session, [long])
+    else:
+        with pytest.raises(Exception, match="too long"):
+            async with sessions.begin() as session:
+                await store_inbound_group(session, [long])
+    async with sessions() as session:
+        kept = [m.channel for m in (await session.execute(select(InboundMessage))).scalars()]
+    assert kept == (["s" * 17] if _sqlite(sessions) else [])
 
 
 def _sqlite(sessions: async_sessionmaker[AsyncSession]) -> bool:
