@@ -98,13 +98,14 @@ def fixed_rate_table(part: Part) -> str:
             fig(r["p50_ms"]),
             fig(r["p99_ms"]),
             fig(r["send_lag_p99_ms"]),
+            fig(r.get("generator_cores"), 2),
             str(sum(r["errors"].values())),
             _mark(r["p99_ms"]["median"] <= TARGETS["p99_ms"]),
         ]
         for r in part.rows
     ]
     header = ["db", "procs", "rate req/s", "sent req/s", "p50 ms", "p99 ms"]
-    header += ["generator lag p99 ms", "errors", "p99 ≤ 50 ms"]
+    header += ["generator lag p99 ms", "generator CPU (cores)", "errors", "p99 ≤ 50 ms"]
     return _table(header, rows)
 
 

@@ -220,7 +220,8 @@ def _openloop(
         runs.append(run)
         print(
             f"  {server.label} open loop {rate:.1f}/s: p50 {run['p50_ms']:.1f} ms"
-            f"  p99 {run['p99_ms']:.1f} ms  errors {sum(run['errors'].values())}",
+            f"  p99 {run['p99_ms']:.1f} ms  errors {sum(run['errors'].values())}"
+            f"  generator {run['generator_cores']:.2f} cores, {run['connections']} connections",
             flush=True,
         )
         time.sleep(1.0)
@@ -235,6 +236,8 @@ def _openloop(
         "p99_ms": summarize([r["p99_ms"] for r in runs]),
         "achieved_rps": summarize([r["achieved_rps"] for r in runs if r["achieved_rps"]]),
         "send_lag_p99_ms": summarize([r["send_lag_p99_ms"] for r in runs]),
+        "generator_cores": summarize([r["generator_cores"] for r in runs]),
+        "connections": summarize([r["connections"] for r in runs]),
         "errors": dict(errors),
         "runs": runs,
     }
