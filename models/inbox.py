@@ -4,8 +4,9 @@ the message marked handled, and the reply already given found again for a retry.
 
 The statements here run for every message, so they are built once with bind parameters
 (building a statement and its cache key costs more than running it) and, where a group
-allows, run once for the group (see `gateway.group_commit`); on PostgreSQL a group's
-rows, replies, marks and limits go straight to asyncpg (`models.pg_direct`).
+allows, run once for the group (see `gateway.group_commit`); a group's rows, replies,
+marks and limits go around SQLAlchemy's execution, straight to asyncpg or to SQLite's
+thread (`models.pg_direct`, `models.sqlite_direct`).
 """
 
 from __future__ import annotations
@@ -252,7 +253,7 @@ async def write_deferred(session: AsyncSession) -> None:
     ids = iter(await _insert_replies(session, values))
     for rows, kept in deferred.replies:
         kept.extend(next(ids) for _ in rows)
-    # On PostgreSQL each an executemany straight to asyncpg (`models.pg_direct`).
+    # Each an executemany straight to asyncpg or SQLite (`models.pg_direct`).
     if deferred.marks and not await _DIRECT_MARKS.run_many(session, deferred.marks):
         await session.execute(_MARK_HANDLED, deferred.marks)
     limits = list(deferred.limits.values())

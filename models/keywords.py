@@ -31,8 +31,8 @@ async def operator_keywords(session: AsyncSession) -> list[Keyword]:
 
 # Built once: every message group reads the table, and a statement made per call costs
 # more than running it (it is built, then its cache key computed at every execution).
-# On PostgreSQL it goes straight to asyncpg inside the group's transaction
-# (`models.pg_direct`), when that has begun.
+# Inside a transaction it goes straight to asyncpg or to SQLite's thread
+# (`models.pg_direct`, `models.sqlite_direct`).
 _KEYWORD_ROWS = select(Keyword.command, Keyword.language, Keyword.keyword).order_by(Keyword.id)
 _DIRECT_ROWS = Direct(_KEYWORD_ROWS)
 

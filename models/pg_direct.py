@@ -16,9 +16,11 @@ plan whatever the group's size, where a multi-row VALUES is a new statement for 
 number of rows. The UPDATEs go by primary key, once a row, in one round trip (asyncpg's
 executemany): `models.inbox` wraps its own statements in `Direct`, which binds each
 value as SQLAlchemy would (its types' bind processing). The rows a group stores are
-made the session's own objects the way a query's loading makes them. Everything else,
-SQLite included, goes through SQLAlchemy as before: a caller falls back to it whenever
-a function here returns None or False.
+made the session's own objects the way a query's loading makes them. On SQLite the
+same statements, compiled for SQLite (multi-row VALUES instead of arrays), go to the
+`sqlite3` connection's thread in one hand-off each (`models.sqlite_direct`). Everything
+else goes through SQLAlchemy as before: a caller falls back to it whenever a function
+here returns None or False (another driver, no transaction).
 """
 
 from __future__ import annotations
@@ -27,10 +29,11 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Integer, Select, String, Table, bindparam, func, select
+from sqlalchemy import Integer, Select, String, Table, bindparam, func, insert, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.base import manager_of_class
@@ -38,6 +41,7 @@ from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.selectable import TableValuedAlias
 
+from models import sqlite_direct
 from models.base import per_transaction, utcnow
 from models.messages import InboundMessage, OutboundMessage
 
@@ -90,11 +94,15 @@ async def send(
 
 
 class Direct:
-    """A statement of the expression language compiled once for asyncpg. Its bound
-    parameters must be exactly `parameters`: a column default SQLAlchemy would fill in
-    at execution is refused here, at import, instead of left NULL."""
+    """A statement of the expression language compiled once for asyncpg and, unless
+    `sqlite` is False, for SQLite (`models.sqlite_direct`). Its bound parameters must be
+    exactly `parameters`: a column default SQLAlchemy would fill in at execution is
+    refused here, at import, instead of left NULL."""
 
-    def __init__(self, statement: ClauseElement, parameters: Sequence[str] = ()) -> None:
+    def __init__(
+        self, statement: ClauseElement, parameters: Sequence[str] = (), *, sqlite: bool = True
+    ) -> None:
+        self.lite = sqlite_direct.Compiled(statement, parameters) if sqlite else None
         compiled = cast(SQLCompiler, statement.compile(dialect=_DIALECT))
         self.sql = compiled.string
         self.names = tuple(compiled.positiontup or ())
@@ -114,21 +122,24 @@ class Direct:
         ]
 
     async def fetch(self, session: AsyncSession, parameters: Mapping[str, Any]) -> list[Any] | None:
-        """The statement's rows (asyncpg records), or None when `session` is not on an
-        asyncpg connection in a transaction (the caller runs its SQLAlchemy statement)."""
+        """The statement's rows (asyncpg records, or tuples on SQLite), or None when
+        `session` is on neither driver in a transaction (the caller runs its SQLAlchemy
+        statement)."""
         connection = await driver(session)
         if connection is None:
-            return None
+            if self.lite is None:
+                return None
+            return await sqlite_direct.fetch(session, self.lite, parameters)
         return await send(connection, self.sql, self._arguments(parameters))
 
     async def run_many(self, session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> bool:
         """Run the statement once for each of `rows`, in one round trip (for an UPDATE by
         primary key: a prepared join with `unnest` keeps the plan it got while the
         table was small, docs/BENCHMARKS.md, "Seventh step"); False when `session` is
-        not on an asyncpg connection in a transaction."""
+        on neither driver in a transaction."""
         connection = await driver(session)
         if connection is None:
-            return False
+            return self.lite is not None and await sqlite_direct.run_many(session, self.lite, rows)
         arguments = [self._arguments(row) for row in rows]
         await send(connection, self.sql, arguments, many=True)
         return True
@@ -181,6 +192,13 @@ _INSERT_REPLIES = Direct(
     .from_select(*rows_of(_OUTBOUND, REPLY_COLUMNS))
     .returning(_OUTBOUND.c.id, _OUTBOUND.c.inbound_id, _OUTBOUND.c.body),
     [*REPLY_COLUMNS, "attempts"],
+    sqlite=False,
+)
+_LITE_REPLIES = sqlite_direct.Compiled(
+    insert(_OUTBOUND)
+    .values({name: bindparam(name) for name in (*REPLY_COLUMNS, "attempts")})
+    .returning(_OUTBOUND.c.id, _OUTBOUND.c.inbound_id, _OUTBOUND.c.body),
+    [*REPLY_COLUMNS, "attempts"],
 )
 
 
@@ -192,10 +210,24 @@ async def insert_replies(
     if any(not set(REPLY_COLUMNS).issuperset(value) for value in values):
         return None  # a column this statement does not know: SQLAlchemy's way
     now = utcnow()
-    arrays: dict[str, Any] = {name: [v.get(name) for v in values] for name in REPLY_COLUMNS}
-    arrays["created_at"] = [v.get("created_at") or now for v in values]
-    arrays["updated_at"] = [now] * len(values)
-    rows = await _INSERT_REPLIES.fetch(session, {**arrays, "attempts": 0})
+    rows: list[Any] | None
+    if await driver(session) is None:
+        lite = [
+            {
+                **dict.fromkeys(REPLY_COLUMNS),
+                **v,
+                "created_at": v.get("created_at") or now,
+                "updated_at": now,
+                "attempts": 0,
+            }
+            for v in values
+        ]
+        rows = await sqlite_direct.insert_rows(session, _LITE_REPLIES, lite)
+    else:
+        arrays: dict[str, Any] = {name: [v.get(name) for v in values] for name in REPLY_COLUMNS}
+        arrays["created_at"] = [v.get("created_at") or now for v in values]
+        arrays["updated_at"] = [now] * len(values)
+        rows = await _INSERT_REPLIES.fetch(session, {**arrays, "attempts": 0})
     return None if rows is None else [(r[0], r[1], r[2]) for r in rows]
 
 
@@ -204,6 +236,14 @@ _NEW_COLUMNS = ("channel", "provider_id", "from_address", "to_address", "body", 
 _STORE_INBOUND = Direct(
     pg_insert(_INBOUND)
     .from_select(*rows_of(_INBOUND, [*_NEW_COLUMNS, "received_at"]))
+    .on_conflict_do_nothing(index_elements=["channel", "provider_id"])
+    .returning(_INBOUND.c.id, _INBOUND.c.channel, _INBOUND.c.provider_id),
+    [*_NEW_COLUMNS, "received_at", "attempts"],
+    sqlite=False,
+)
+_LITE_STORE_INBOUND = sqlite_direct.Compiled(
+    sqlite_insert(_INBOUND)
+    .values({name: bindparam(name) for name in (*_NEW_COLUMNS, "received_at", "attempts")})
     .on_conflict_do_nothing(index_elements=["channel", "provider_id"])
     .returning(_INBOUND.c.id, _INBOUND.c.channel, _INBOUND.c.provider_id),
     [*_NEW_COLUMNS, "received_at", "attempts"],
@@ -224,9 +264,14 @@ async def store_inbound(
     """Insert new inbound rows (`_NEW_COLUMNS`, stored with one attempt at `now`) in one
     statement, skipping a (channel, provider id) already stored; the rows inserted, as
     the session's own persistent objects, by (channel, provider id). None: not here."""
-    arrays: dict[str, Any] = {name: [r[name] for r in rows] for name in _NEW_COLUMNS}
-    arrays["received_at"] = [now] * len(rows)
-    got = await _STORE_INBOUND.fetch(session, {**arrays, "attempts": 1})
+    got: list[Any] | None
+    if await driver(session) is None:
+        lite = [{**r, "received_at": now, "attempts": 1} for r in rows]
+        got = await sqlite_direct.insert_rows(session, _LITE_STORE_INBOUND, lite)
+    else:
+        arrays: dict[str, Any] = {name: [r[name] for r in rows] for name in _NEW_COLUMNS}
+        arrays["received_at"] = [now] * len(rows)
+        got = await _STORE_INBOUND.fetch(session, {**arrays, "attempts": 1})
     if got is None:
         return None
     given = {(r["channel"], r["provider_id"]): r for r in rows}

@@ -23,7 +23,7 @@ from twilio.request_validator import RequestValidator
 
 from gateway.access_log import LOG_CONFIG
 from gateway.settings import Settings
-from models import pg_direct
+from models import pg_direct, sqlite_direct
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPORA = ROOT.parent / "shared" / "corpora"
@@ -171,13 +171,13 @@ def reply_text(twiml: str) -> str:
 @contextmanager
 def statements(engine: AsyncEngine) -> Iterator[list[str]]:
     """The SQL statements sent to the database inside the block: through SQLAlchemy,
-    and straight to asyncpg (`models.pg_direct.send`)."""
+    and straight to asyncpg or SQLite (`models.pg_direct.send`, `models.sqlite_direct.send`)."""
     seen: list[str] = []
 
     def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         seen.append(statement)
 
-    direct = pg_direct.send
+    direct, lite = pg_direct.send, sqlite_direct.send
 
     async def send(
         connection: Any, sql: str, arguments: Sequence[Any], many: bool = False
@@ -185,13 +185,21 @@ def statements(engine: AsyncEngine) -> Iterator[list[str]]:
         seen.append(sql)
         return await direct(connection, sql, arguments, many)
 
+    async def send_lite(
+        connection: Any, sql: str, arguments: Sequence[Any], many: bool = False
+    ) -> list[Any]:
+        seen.append(sql)
+        return await lite(connection, sql, arguments, many)
+
     sync = engine.sync_engine
     event.listen(sync, "before_cursor_execute", record)
     pg_direct.send = send  # type: ignore[assignment]
+    sqlite_direct.send = send_lite  # type: ignore[assignment]
     try:
         yield seen
     finally:
         pg_direct.send = direct  # type: ignore[assignment]
+        sqlite_direct.send = lite  # type: ignore[assignment]
         event.remove(sync, "before_cursor_execute", record)
 
 

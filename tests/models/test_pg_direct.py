@@ -1,18 +1,21 @@
 """A group's writes and its keyword read (`models.inbox.write_deferred`,
-`models.keywords.list_keyword_rows`): on PostgreSQL they go straight to asyncpg
-(`models.pg_direct`), on SQLite through SQLAlchemy; the rows written are the same."""
+`models.keywords.list_keyword_rows`) go around SQLAlchemy's execution: straight to
+asyncpg on PostgreSQL (`models.pg_direct`), to the `sqlite3` connection's thread on
+SQLite (`models.sqlite_direct`); the rows written are those SQLAlchemy would write."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
 import pytest
 from sqlalchemy import exc, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from models import inbox, pg_direct
+from models import pg_direct, sqlite_direct
 from models.contacts import Contact, get_or_create_contact
 from models.db import make_engine, make_sessionmaker
 from models.inbox import (
@@ -27,7 +30,6 @@ from models.inbox import (
 from models.keywords import Keyword, list_keyword_rows
 from models.messages import InboundMessage, OutboundMessage
 from models.pg_direct import Direct
-from tests.support import statements
 
 NOW = datetime(2026, 12, 5, 9, 30, tzinfo=UTC)
 
@@ -43,66 +45,77 @@ def _sms(n: int) -> NewInbound:
     return NewInbound("sms", f"SM{n:032d}", f"+98912000{n:04d}", "+15005550006", "HELP", {})
 
 
-def _direct(seen: list[str]) -> list[str]:
-    """The statements of `seen` that asyncpg got without SQLAlchemy: a group's writes."""
-    group = {
-        pg_direct._STORE_INBOUND.sql,
-        pg_direct._INSERT_REPLIES.sql,
-        inbox._DIRECT_MARKS.sql,
-        inbox._DIRECT_LIMITS.sql,
-    }
-    return [s for s in seen if s in group]
+@pytest.fixture
+def direct(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The SQL of every statement sent around SQLAlchemy, to asyncpg or to SQLite."""
+    sent: list[str] = []
+    for module in (pg_direct, sqlite_direct):
+        original = module.send
+
+        async def send(
+            connection: Any, sql: str, arguments: Any, many: bool = False, _to: Any = original
+        ) -> list[Any]:
+            sent.append(sql)
+            return cast(list[Any], await _to(connection, sql, arguments, many))
+
+        monkeypatch.setattr(module, "send", send)
+    return sent
 
 
-async def test_a_groups_writes_land_whole(sessions: async_sessionmaker[AsyncSession]) -> None:
-    postgres = sessions.kw["bind"].dialect.name == "postgresql"
-    engine = sessions.kw["bind"]
-    with statements(engine) as seen:
-        async with sessions.begin() as session:
-            defer_writes(session)
-            stored = await store_inbound_group(session, [_sms(n) for n in range(3)])
-            rows = [row for row, _new in stored]
-            contacts = [
-                await get_or_create_contact(session, channel="sms", address=row.from_address)
-                for row in rows
-            ]
-            ids = [
-                await record_reply(
-                    session,
-                    rows[0],
-                    contact_id=contacts[0].id,
-                    command="help",
-                    parts=["یک", "دو"],
-                    now=NOW,
-                ),
-                await record_reply(
-                    session,
-                    rows[1],
-                    contact_id=contacts[1].id,
-                    command=None,
-                    parts=[],
-                    now=NOW,
-                    outcome="refused: limit",
-                ),
-                await queue_mail_reply(
-                    session,
-                    rows[2],
-                    contact_id=contacts[2].id,
-                    to_address="a@example.org",
-                    body="پاسخ",
-                    message_id="<r1@citygate>",
-                    case_id=None,
-                    payload="raw",
-                    now=NOW,
-                ),
-            ]
-            await keep_limits(session, contacts[0], allowance=2.5, allowance_at=NOW)
-            await keep_limits(session, contacts[0], allowance=1.5, limited_at=NOW)
-            assert ids == [[], [], []], "ids are known only once the group's rows are written"
-            await write_deferred(session)
-    # On PostgreSQL the inbound rows, the replies, the marks and the limits: four
-    # statements to asyncpg.
-    assert len(_direct(seen)) == (4 if postgres else 0), seen
+async def test_a_groups_writes_land_whole(
+    sessions: async_sessionmaker[AsyncSession], direct: list[str]
+) -> None:
+    async with sessions.begin() as session:
+        defer_writes(session)
+        stored = await store_inbound_group(session, [_sms(n) for n in range(3)])
+        rows = [row for row, _new in stored]
+        contacts = [
+            await get_or_create_contact(session, channel="sms", address=row.from_address)
+            for row in rows
+        ]
+        ids = [
+            await record_reply(
+                session,
+                rows[0],
+                contact_id=contacts[0].id,
+                command="help",
+                parts=["یک", "دو"],
+                now=NOW,
+            ),
+            await record_reply(
+                session,
+                rows[1],
+                contact_id=contacts[1].id,
+                command=None,
+                parts=[],
+                now=NOW,
+                outcome="refused: limit",
+            ),
+            await queue_mail_reply(
+                session,
+                rows[2],
+                contact_id=contacts[2].id,
+                to_address="a@example.org",
+                body="پاسخ",
+                message_id="<r1@citygate>",
+                case_id=None,
+                payload="raw",
+                now=NOW,
+            ),
+        ]
+        await keep_limits(session, contacts[0], allowance=2.5, allowance_at=NOW)
+        await keep_limits(session, contacts[0], allowance=1.5, limited_at=NOW)
+        assert ids == [[], [], []], "ids are known only once the group's rows are written"
+        await write_deferred(session)
+    # The inbound rows, the replies, the marks and the limits: four statements, none
+    # through SQLAlchemy.
+    tables = [re.match(r"(INSERT INTO|UPDATE) (\w+)", sql) for sql in direct]
+    assert [(m[1], m[2]) if m else None for m in tables] == [
+        ("INSERT INTO", "inbound_messages"),
+        ("INSERT INTO", "outbound_messages"),
+        ("UPDATE", "inbound_messages"),
+        ("UPDATE", "contacts"),
+    ], direct
 
     async with sessions() as session:
         out = await session.execute(select(OutboundMessage).order_by(OutboundMessage.id))
@@ -218,9 +231,8 @@ def _sqlite(sessions: async_sessionmaker[AsyncSession]) -> bool:
 
 
 async def test_keywords_read_before_and_inside_a_transaction(
-    sessions: async_sessionmaker[AsyncSession],
+    sessions: async_sessionmaker[AsyncSession], direct: list[str]
 ) -> None:
-    engine = sessions.kw["bind"]
     async with sessions.begin() as session:
         session.add_all(
             [
@@ -229,29 +241,59 @@ async def test_keywords_read_before_and_inside_a_transaction(
             ]
         )
     wanted = [("status", "fa", "پیگیری"), ("help", "en", "INFO")]
-    postgres = engine.dialect.name == "postgresql"
-    with statements(engine) as seen:
-        async with sessions.begin() as session:
-            # the first statement of the transaction (on PostgreSQL the direct read
-            # has the adapter send BEGIN first), then another
-            assert await list_keyword_rows(session) == wanted
-            assert await list_keyword_rows(session) == wanted
-            session.add(Keyword(command="help", language="fa", keyword="کمک", normal="کمک"))
+    async with sessions.begin() as session:
+        # the first statement of the transaction (on PostgreSQL the direct read has the
+        # adapter send BEGIN first; on SQLite a read opens none), then another
+        assert await list_keyword_rows(session) == wanted
+        assert await list_keyword_rows(session) == wanted
+        session.add(Keyword(command="help", language="fa", keyword="کمک", normal="کمک"))
+        await session.flush()
+        assert await list_keyword_rows(session) == [*wanted, ("help", "fa", "کمک")]
+    rolled_back = sessions.begin()
+    with pytest.raises(RuntimeError):
+        async with rolled_back as session:
+            assert len(await list_keyword_rows(session)) == 3
+            session.add(Keyword(command="help", language="en", keyword="SOS", normal="sos"))
             await session.flush()
-            assert await list_keyword_rows(session) == [*wanted, ("help", "fa", "کمک")]
-        rolled_back = sessions.begin()
-        with pytest.raises(RuntimeError):
-            async with rolled_back as session:
-                assert len(await list_keyword_rows(session)) == 3
-                session.add(Keyword(command="help", language="en", keyword="SOS", normal="sos"))
-                await session.flush()
-                raise RuntimeError("undone")
-    # the flushes are SQLAlchemy's; the reads went straight to asyncpg on PostgreSQL
-    direct = [s for s in seen if s.startswith("SELECT keywords")]
-    assert len(direct) == 4, seen
+            raise RuntimeError("undone")
+    # the flushes are SQLAlchemy's; the reads inside a transaction went around it
+    assert len([s for s in direct if s.startswith("SELECT keywords")]) == 4, direct
     async with sessions() as session:
         assert await list_keyword_rows(session) == [*wanted, ("help", "fa", "کمک")]
-    assert postgres or not _direct(seen)
+
+
+async def test_a_group_larger_than_one_statement(
+    sessions: async_sessionmaker[AsyncSession], direct: list[str]
+) -> None:
+    """More rows than one of SQLite's multi-row INSERTs takes (`MOST_ROWS`): every one
+    stored once, each reply matched to its own message."""
+    count = sqlite_direct.MOST_ROWS + 20
+    async with sessions.begin() as session:
+        defer_writes(session)
+        stored = await store_inbound_group(session, [_sms(n) for n in range(count)])
+        contact = await get_or_create_contact(session, channel="sms", address="+98912")
+        ids = [
+            await record_reply(
+                session,
+                row,
+                contact_id=contact.id,
+                command="help",
+                parts=[row.provider_id],
+                now=NOW,
+            )
+            for row, _new in stored
+        ]
+        await write_deferred(session)
+    assert all(new for _row, new in stored)
+    async with sessions() as session:
+        out = (await session.execute(select(OutboundMessage))).scalars().all()
+        inbound = (await session.execute(select(InboundMessage))).scalars().all()
+    assert len(inbound) == count and len(out) == count
+    by_id = {r.id: r for r in out}
+    for (row, _new), (reply_id,) in zip(stored, ids, strict=True):
+        assert by_id[reply_id].inbound_id == row.id and by_id[reply_id].body == row.provider_id
+    if _sqlite(sessions):
+        assert len([s for s in direct if s.startswith("INSERT INTO inbound")]) == 2, direct
 
 
 def test_a_column_default_is_refused_at_import() -> None:
