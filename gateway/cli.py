@@ -78,8 +78,8 @@ def serve(
         err.print(f"[bold red]{DEV_MODE_BANNER}[/bold red]")
     if workers > 1 and runtime.is_sqlite:
         err.print(
-            "[yellow]SQLite has one writer: several workers wait for each other's "
-            "transactions (docs/BENCHMARKS.md); use PostgreSQL to run more than one.[/yellow]"
+            "[yellow]SQLite has one writer: the workers take turns (a lock file beside "
+            "the database, docs/OPERATIONS.md); PostgreSQL scales further.[/yellow]"
         )
     serving.run(  # several workers: each on a socket of its own (gateway/serving.py)
         "gateway.app:app_from_env",

@@ -267,7 +267,7 @@ async def store_inbound(
     got: list[Any] | None
     if await driver(session) is None:
         lite = [{**r, "received_at": now, "attempts": 1} for r in rows]
-        got = await sqlite_direct.insert_rows(session, _LITE_STORE_INBOUND, lite)
+        got = await sqlite_direct.insert_rows(session, _LITE_STORE_INBOUND, lite, first_write=True)
     else:
         arrays: dict[str, Any] = {name: [r[name] for r in rows] for name in _NEW_COLUMNS}
         arrays["received_at"] = [now] * len(rows)

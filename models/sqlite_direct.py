@@ -12,6 +12,15 @@ first write, as it does for SQLAlchemy's statements), in the order they are awai
 A failure is raised as SQLAlchemy would raise it (`sqlalchemy.exc.IntegrityError` and
 the like), so callers see one kind of error whichever way a statement went.
 
+Writers of several processes (`citygate serve --workers 2` on one SQLite file) queue on
+a lock file beside the database (`<file>-writers.lock`, `fcntl.flock`) before a group's
+first write, and let go when the transaction ends: a process that waits sleeps in the
+kernel and wakes the moment the other commits. Without it they met in SQLite's busy
+handler, which polls with sleeps of 1, 2, 5 … 100 ms, and a process that had just
+committed took the write lock again before the sleeper woke (p99 0.5–1.2 s at half
+load, docs/BENCHMARKS.md, "Eighth step"). The lock is taken only by a transaction that
+has not written yet, so it never waits while holding SQLite's own write lock.
+
 Only with the gateway's one-hop driver (`sqlite+aiosqlite` URLs, `models.db.make_engine`)
 and inside a transaction; `driver` returns None otherwise and the callers take
 SQLAlchemy's way.
@@ -19,12 +28,16 @@ SQLAlchemy's way.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
-from sqlalchemy import exc
+from sqlalchemy import event, exc
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -36,6 +49,36 @@ _DRIVER = per_transaction("citygate.sqlite_connection")
 # Rows of one multi-row INSERT at most: SQLite allows 32,766 bound values a statement,
 # a reply row has fourteen.
 MOST_ROWS = 500
+
+
+_HELD = "citygate.sqlite_writers_lock"  # session.info: the lock file's fd, until the end
+
+
+def _lock_file(connection: Any, database: str | None) -> int | None:
+    """The lock file's descriptor for this connection (its own open file, so that two
+    connections of one process exclude each other too); None for a database in memory."""
+    fd: int | None = getattr(connection, "_citygate_writers_lock", None)
+    if fd is None and database and database != ":memory:" and not database.startswith("file:"):
+        fd = os.open(f"{database}-writers.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        connection._citygate_writers_lock = fd
+        weakref.finalize(connection, os.close, fd)
+    return fd
+
+
+def _first_write(conn: sqlite3.Connection, fd: int, sql: str, args: Any, many: bool) -> Any:
+    """In the connection's thread: the writers' lock, if no write of this transaction
+    came before, then the statement."""
+    if not conn.in_transaction:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    return _run(conn, sql, args, many)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _let_go(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        fd = session.info.pop(_HELD, None)
+        if fd is not None:
+            fcntl.flock(fd, fcntl.LOCK_UN)  # the commit or rollback is done
 
 
 async def driver(session: AsyncSession) -> Any | None:
@@ -57,15 +100,20 @@ async def driver(session: AsyncSession) -> Any | None:
 
 
 async def send(
-    connection: Any, sql: str, arguments: Sequence[Any], many: bool = False
+    connection: Any, sql: str, arguments: Sequence[Any], many: bool = False, lock: int | None = None
 ) -> list[Any]:
     """The one place a direct statement reaches SQLite (`tests.support.statements`
     watches it here): run in the connection's thread in one hand-off, its rows read
-    whole; with `many`, `arguments` holds a row of arguments for each run."""
+    whole; with `many`, `arguments` holds a row of arguments for each run; with `lock`,
+    the writers' lock file is taken first if this is the transaction's first write."""
     try:
-        _description, rows, _count, _last = await connection._execute(
-            _run, connection._conn, sql, arguments, many
-        )
+        if lock is None:
+            ran = await connection._execute(_run, connection._conn, sql, arguments, many)
+        else:
+            ran = await connection._execute(
+                _first_write, connection._conn, lock, sql, arguments, many
+            )
+        _description, rows, _count, _last = ran
     except sqlite3.Error as error:
         raise exc.DBAPIError.instance(
             sql, arguments, error, sqlite3.Error, dialect=DIALECT
@@ -130,16 +178,28 @@ async def run_many(
 
 
 async def insert_rows(
-    session: AsyncSession, statement: Compiled, rows: Sequence[Mapping[str, Any]]
+    session: AsyncSession,
+    statement: Compiled,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    first_write: bool = False,
 ) -> list[Any] | None:
     """A one-row INSERT … RETURNING run for all of `rows` as multi-row INSERTs (one
-    hand-off for up to `MOST_ROWS`); the rows returned, or None when not here."""
+    hand-off for up to `MOST_ROWS`); the rows returned, or None when not here. With
+    `first_write` (a group's first statement) the writers' lock is taken first, unless
+    the transaction wrote already."""
     connection = await driver(session)
     if connection is None:
         return None
+    lock = None
+    if first_write and _HELD not in session.info:
+        lock = _lock_file(connection, session.get_bind().engine.url.database)
+        if lock is not None:
+            session.info[_HELD] = lock  # let go at the transaction's end, whatever happens
     got: list[Any] = []
     for start in range(0, len(rows), MOST_ROWS):
         chunk = rows[start : start + MOST_ROWS]
         arguments = [a for row in chunk for a in statement.arguments(row)]
-        got += await send(connection, statement.rows_sql(len(chunk)), arguments)
+        got += await send(connection, statement.rows_sql(len(chunk)), arguments, lock=lock)
+        lock = None
     return got

@@ -186,10 +186,10 @@ def statements(engine: AsyncEngine) -> Iterator[list[str]]:
         return await direct(connection, sql, arguments, many)
 
     async def send_lite(
-        connection: Any, sql: str, arguments: Sequence[Any], many: bool = False
+        connection: Any, sql: str, arguments: Sequence[Any], many: bool = False, **kw: Any
     ) -> list[Any]:
         seen.append(sql)
-        return await lite(connection, sql, arguments, many)
+        return await lite(connection, sql, arguments, many, **kw)
 
     sync = engine.sync_engine
     event.listen(sync, "before_cursor_execute", record)

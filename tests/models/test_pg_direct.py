@@ -49,16 +49,16 @@ def _sms(n: int) -> NewInbound:
 def direct(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The SQL of every statement sent around SQLAlchemy, to asyncpg or to SQLite."""
     sent: list[str] = []
-    for module in (pg_direct, sqlite_direct):
-        original = module.send
 
-        async def send(
-            connection: Any, sql: str, arguments: Any, many: bool = False, _to: Any = original
-        ) -> list[Any]:
+    def watching(original: Any) -> Any:
+        async def send(connection: Any, sql: str, *args: Any, **kw: Any) -> list[Any]:
             sent.append(sql)
-            return cast(list[Any], await _to(connection, sql, arguments, many))
+            return cast(list[Any], await original(connection, sql, *args, **kw))
 
-        monkeypatch.setattr(module, "send", send)
+        return send
+
+    for module in (pg_direct, sqlite_direct):
+        monkeypatch.setattr(module, "send", watching(module.send))
     return sent
 
 
