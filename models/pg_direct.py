@@ -38,7 +38,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.base import manager_of_class
 from sqlalchemy.sql import ClauseElement
-from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.selectable import TableValuedAlias
 
 from models import sqlite_direct
@@ -93,33 +92,15 @@ async def send(
     return rows
 
 
-class Direct:
+class Direct(sqlite_direct.Compiled):
     """A statement of the expression language compiled once for asyncpg and, unless
-    `sqlite` is False, for SQLite (`models.sqlite_direct`). Its bound parameters must be
-    exactly `parameters`: a column default SQLAlchemy would fill in at execution is
-    refused here, at import, instead of left NULL."""
+    `sqlite` is False, for SQLite (`lite`); see `sqlite_direct.Compiled`."""
 
     def __init__(
         self, statement: ClauseElement, parameters: Sequence[str] = (), *, sqlite: bool = True
     ) -> None:
+        super().__init__(statement, parameters, _DIALECT)
         self.lite = sqlite_direct.Compiled(statement, parameters) if sqlite else None
-        compiled = cast(SQLCompiler, statement.compile(dialect=_DIALECT))
-        self.sql = compiled.string
-        self.names = tuple(compiled.positiontup or ())
-        if set(self.names) != set(parameters):
-            raise ValueError(f"bound parameters {self.names}, expected {tuple(parameters)}")
-        # Each value bound as SQLAlchemy binds it for asyncpg (`UTCDateTime` makes a naive
-        # time UTC, JSON is serialised, an ARRAY applies its item's processing).
-        self._binds = tuple(
-            (name, compiled.binds[name].type.dialect_impl(_DIALECT).bind_processor(_DIALECT))
-            for name in self.names
-        )
-
-    def _arguments(self, parameters: Mapping[str, Any]) -> list[Any]:
-        return [
-            parameters[name] if bind is None else bind(parameters[name])
-            for name, bind in self._binds
-        ]
 
     async def fetch(self, session: AsyncSession, parameters: Mapping[str, Any]) -> list[Any] | None:
         """The statement's rows (asyncpg records, or tuples on SQLite), or None when
@@ -130,7 +111,7 @@ class Direct:
             if self.lite is None:
                 return None
             return await sqlite_direct.fetch(session, self.lite, parameters)
-        return await send(connection, self.sql, self._arguments(parameters))
+        return await send(connection, self.sql, self.arguments(parameters))
 
     async def run_many(self, session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> bool:
         """Run the statement once for each of `rows`, in one round trip (for an UPDATE by
@@ -140,7 +121,7 @@ class Direct:
         connection = await driver(session)
         if connection is None:
             return self.lite is not None and await sqlite_direct.run_many(session, self.lite, rows)
-        arguments = [self._arguments(row) for row in rows]
+        arguments = [self.arguments(row) for row in rows]
         await send(connection, self.sql, arguments, many=True)
         return True
 

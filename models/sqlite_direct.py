@@ -36,6 +36,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 from sqlalchemy import event, exc
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.sql import ClauseElement
@@ -122,17 +123,23 @@ async def send(
 
 
 class Compiled:
-    """A statement compiled once for SQLite: its SQL, its parameters' order and each
-    parameter's bind processing (what SQLAlchemy does to a value for this dialect)."""
+    """A statement compiled once for a dialect (SQLite's unless told; `models.pg_direct`
+    gives asyncpg's): its SQL, its parameters' order and each parameter's bind
+    processing, what SQLAlchemy does to a value for that dialect (`UTCDateTime` makes a
+    time naive UTC on SQLite, JSON is serialised, an ARRAY applies its item's). Its
+    bound parameters must be exactly `parameters`: a column default SQLAlchemy would
+    fill in at execution is refused here, at import, instead of left NULL."""
 
-    def __init__(self, statement: ClauseElement, parameters: Sequence[str]) -> None:
-        compiled = cast(SQLCompiler, statement.compile(dialect=DIALECT))
+    def __init__(
+        self, statement: ClauseElement, parameters: Sequence[str], dialect: Dialect = DIALECT
+    ) -> None:
+        compiled = cast(SQLCompiler, statement.compile(dialect=dialect))
         self.sql = compiled.string
         self.names = tuple(compiled.positiontup or ())
         if set(self.names) != set(parameters):
             raise ValueError(f"bound parameters {self.names}, expected {tuple(parameters)}")
         self._binds = tuple(
-            (name, compiled.binds[name].type.dialect_impl(DIALECT).bind_processor(DIALECT))
+            (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
             for name in self.names
         )
         self._many: dict[int, str] = {}
