@@ -20,7 +20,7 @@ from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
-from models import pg_direct
+from models import pg_direct, sqlite_direct
 from models.base import InsertNew, per_transaction, utcnow
 from models.contacts import Contact
 from models.messages import LATE_REPLY, InboundMessage, OutboundMessage, note_sent
@@ -69,6 +69,8 @@ async def store_inbound_group(
     now = utcnow()
     values = [m._asdict() for m in messages]
     direct = await pg_direct.store_inbound(session, values, now)
+    if direct is None:
+        direct = await sqlite_direct.store_inbound(session, values, now)
     if direct is not None:
         inserted = direct
     else:
@@ -167,6 +169,8 @@ async def _insert_replies(session: AsyncSession, values: list[dict[str, Any]]) -
         return []
     made: defaultdict[tuple[int, str], list[int]] = defaultdict(list)
     direct = await pg_direct.insert_replies(session, values)
+    if direct is None:
+        direct = await sqlite_direct.insert_replies(session, values)
     inserted: list[tuple[int, int, str]] = direct if direct is not None else []
     if direct is None:
         alike: defaultdict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)

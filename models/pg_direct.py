@@ -16,11 +16,12 @@ plan whatever the group's size, where a multi-row VALUES is a new statement for 
 number of rows. The UPDATEs go by primary key, once a row, in one round trip (asyncpg's
 executemany): `models.inbox` wraps its own statements in `Direct`, which binds each
 value as SQLAlchemy would (its types' bind processing). The rows a group stores are
-made the session's own objects the way a query's loading makes them. On SQLite the
-same statements, compiled for SQLite (multi-row VALUES instead of arrays), go to the
-`sqlite3` connection's thread in one hand-off each (`models.sqlite_direct`). Everything
-else goes through SQLAlchemy as before: a caller falls back to it whenever a function
-here returns None or False (another driver, no transaction).
+made the session's own objects the way a query's loading makes them (`models.direct`,
+shared with SQLite). On SQLite the same statements, compiled for SQLite (multi-row
+VALUES instead of arrays), go to the `sqlite3` connection's thread in one hand-off each
+(`models.sqlite_direct`); a `Direct` carries both compilations. Everything else goes
+through SQLAlchemy as before: a caller falls back to it whenever both return None or
+False (another driver, no transaction).
 """
 
 from __future__ import annotations
@@ -29,19 +30,17 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Integer, Select, String, Table, bindparam, func, insert, select
+from sqlalchemy import Integer, Select, String, Table, bindparam, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import make_transient_to_detached
-from sqlalchemy.orm.base import manager_of_class
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.selectable import TableValuedAlias
 
 from models import sqlite_direct
 from models.base import per_transaction, utcnow
+from models.direct import NEW_COLUMNS, REPLY_COLUMNS, Compiled, adopt_inbound
 from models.messages import InboundMessage, OutboundMessage
 
 _DIALECT = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
@@ -92,15 +91,15 @@ async def send(
     return rows
 
 
-class Direct(sqlite_direct.Compiled):
+class Direct(Compiled):
     """A statement of the expression language compiled once for asyncpg and, unless
-    `sqlite` is False, for SQLite (`lite`); see `sqlite_direct.Compiled`."""
+    `sqlite` is False, for SQLite (`lite`); see `models.direct.Compiled`."""
 
     def __init__(
         self, statement: ClauseElement, parameters: Sequence[str] = (), *, sqlite: bool = True
     ) -> None:
         super().__init__(statement, parameters, _DIALECT)
-        self.lite = sqlite_direct.Compiled(statement, parameters) if sqlite else None
+        self.lite = Compiled(statement, parameters, sqlite_direct.DIALECT) if sqlite else None
 
     async def fetch(self, session: AsyncSession, parameters: Mapping[str, Any]) -> list[Any] | None:
         """The statement's rows (asyncpg records, or tuples on SQLite), or None when
@@ -151,35 +150,12 @@ def rows_of(table: Table, names: Sequence[str]) -> tuple[list[str], Select[Any]]
 
 
 _OUTBOUND = cast(Table, OutboundMessage.__table__)
-# Every column a reply's values may name (an SMS reply's seven, an email reply's twelve);
-# one missing from a row is NULL, but `created_at` and `updated_at`, which are now.
-REPLY_COLUMNS = (
-    "channel",
-    "contact_id",
-    "inbound_id",
-    "to_address",
-    "body",
-    "kind",
-    "status",
-    "message_id",
-    "case_id",
-    "payload",
-    "next_attempt_at",
-    "created_at",
-    "updated_at",
-)
 _INSERT_REPLIES = Direct(
     _OUTBOUND.insert()
     .from_select(*rows_of(_OUTBOUND, REPLY_COLUMNS))
     .returning(_OUTBOUND.c.id, _OUTBOUND.c.inbound_id, _OUTBOUND.c.body),
     [*REPLY_COLUMNS, "attempts"],
     sqlite=False,
-)
-_LITE_REPLIES = sqlite_direct.Compiled(
-    insert(_OUTBOUND)
-    .values({name: bindparam(name) for name in (*REPLY_COLUMNS, "attempts")})
-    .returning(_OUTBOUND.c.id, _OUTBOUND.c.inbound_id, _OUTBOUND.c.body),
-    [*REPLY_COLUMNS, "attempts"],
 )
 
 
@@ -191,81 +167,36 @@ async def insert_replies(
     if any(not set(REPLY_COLUMNS).issuperset(value) for value in values):
         return None  # a column this statement does not know: SQLAlchemy's way
     now = utcnow()
-    rows: list[Any] | None
-    if await driver(session) is None:
-        lite = [
-            {
-                **dict.fromkeys(REPLY_COLUMNS),
-                **v,
-                "created_at": v.get("created_at") or now,
-                "updated_at": now,
-                "attempts": 0,
-            }
-            for v in values
-        ]
-        rows = await sqlite_direct.insert_rows(session, _LITE_REPLIES, lite)
-    else:
-        arrays: dict[str, Any] = {name: [v.get(name) for v in values] for name in REPLY_COLUMNS}
-        arrays["created_at"] = [v.get("created_at") or now for v in values]
-        arrays["updated_at"] = [now] * len(values)
-        rows = await _INSERT_REPLIES.fetch(session, {**arrays, "attempts": 0})
+    arrays: dict[str, Any] = {name: [v.get(name) for v in values] for name in REPLY_COLUMNS}
+    arrays["created_at"] = [v.get("created_at") or now for v in values]
+    arrays["updated_at"] = [now] * len(values)
+    rows = await _INSERT_REPLIES.fetch(session, {**arrays, "attempts": 0})
     return None if rows is None else [(r[0], r[1], r[2]) for r in rows]
 
 
 _INBOUND = cast(Table, InboundMessage.__table__)
-_NEW_COLUMNS = ("channel", "provider_id", "from_address", "to_address", "body", "raw")
 _STORE_INBOUND = Direct(
     pg_insert(_INBOUND)
-    .from_select(*rows_of(_INBOUND, [*_NEW_COLUMNS, "received_at"]))
+    .from_select(*rows_of(_INBOUND, [*NEW_COLUMNS, "received_at"]))
     .on_conflict_do_nothing(index_elements=["channel", "provider_id"])
     .returning(_INBOUND.c.id, _INBOUND.c.channel, _INBOUND.c.provider_id),
-    [*_NEW_COLUMNS, "received_at", "attempts"],
+    [*NEW_COLUMNS, "received_at", "attempts"],
     sqlite=False,
 )
-_LITE_STORE_INBOUND = sqlite_direct.Compiled(
-    sqlite_insert(_INBOUND)
-    .values({name: bindparam(name) for name in (*_NEW_COLUMNS, "received_at", "attempts")})
-    .on_conflict_do_nothing(index_elements=["channel", "provider_id"])
-    .returning(_INBOUND.c.id, _INBOUND.c.channel, _INBOUND.c.provider_id),
-    [*_NEW_COLUMNS, "received_at", "attempts"],
-)
-# The columns a new row leaves at their default (None), set on the objects made here so
-# that none is expired (an expired attribute would be loaded, and that cannot be awaited).
-_MANAGER = manager_of_class(InboundMessage)
-_UNSET = {
-    c.key: None
-    for c in _INBOUND.columns
-    if c.key not in (*_NEW_COLUMNS, "id", "attempts", "received_at")
-}
 
 
 async def store_inbound(
     session: AsyncSession, rows: Sequence[Mapping[str, Any]], now: datetime
 ) -> dict[tuple[str, str], InboundMessage] | None:
-    """Insert new inbound rows (`_NEW_COLUMNS`, stored with one attempt at `now`) in one
+    """Insert new inbound rows (`NEW_COLUMNS`, stored with one attempt at `now`) in one
     statement, skipping a (channel, provider id) already stored; the rows inserted, as
     the session's own persistent objects, by (channel, provider id). None: not here."""
-    got: list[Any] | None
-    if await driver(session) is None:
-        lite = [{**r, "received_at": now, "attempts": 1} for r in rows]
-        got = await sqlite_direct.insert_rows(session, _LITE_STORE_INBOUND, lite, first_write=True)
-    else:
-        arrays: dict[str, Any] = {name: [r[name] for r in rows] for name in _NEW_COLUMNS}
-        arrays["received_at"] = [now] * len(rows)
-        got = await _STORE_INBOUND.fetch(session, {**arrays, "attempts": 1})
-    if got is None:
+    connection = await driver(session)
+    if connection is None:
         return None
-    given = {(r["channel"], r["provider_id"]): r for r in rows}
-    made: dict[tuple[str, str], InboundMessage] = {}
-    for id_, channel, provider_id in got:
-        values = given[(channel, provider_id)]
-        # As a query's loading makes an object (instrumented, its __init__ not run, the
-        # values put in its __dict__): the constructor's attribute events cost more than
-        # the whole statement (docs/BENCHMARKS.md, "Seventh step").
-        row = _MANAGER.new_instance()
-        row.__dict__.update(_UNSET, id=id_, attempts=1, received_at=now)
-        row.__dict__.update((name, values[name]) for name in _NEW_COLUMNS)
-        make_transient_to_detached(row)  # as if loaded: no pending change
-        session.add(row)
-        made[(channel, provider_id)] = row
-    return made
+    arrays: dict[str, Any] = {name: [r[name] for r in rows] for name in NEW_COLUMNS}
+    arrays["received_at"] = [now] * len(rows)
+    got = await send(
+        connection, _STORE_INBOUND.sql, _STORE_INBOUND.arguments({**arrays, "attempts": 1})
+    )
+    return adopt_inbound(session, got, rows, now)

@@ -33,16 +33,17 @@ import os
 import sqlite3
 import weakref
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import event, exc
-from sqlalchemy.engine import Dialect
+from sqlalchemy import Table, bindparam, event, exc, insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
-from sqlalchemy.sql import ClauseElement
-from sqlalchemy.sql.compiler import SQLCompiler
 
-from models.base import per_transaction
+from models.base import per_transaction, utcnow
+from models.direct import NEW_COLUMNS, REPLY_COLUMNS, Compiled, adopt_inbound, reply_rows
+from models.messages import InboundMessage, OutboundMessage
 from models.sqlite_driver import OneHopDialect, _run
 
 DIALECT = OneHopDialect()
@@ -122,47 +123,6 @@ async def send(
     return cast(list[Any], rows)
 
 
-class Compiled:
-    """A statement compiled once for a dialect (SQLite's unless told; `models.pg_direct`
-    gives asyncpg's): its SQL, its parameters' order and each parameter's bind
-    processing, what SQLAlchemy does to a value for that dialect (`UTCDateTime` makes a
-    time naive UTC on SQLite, JSON is serialised, an ARRAY applies its item's). Its
-    bound parameters must be exactly `parameters`: a column default SQLAlchemy would
-    fill in at execution is refused here, at import, instead of left NULL."""
-
-    def __init__(
-        self, statement: ClauseElement, parameters: Sequence[str], dialect: Dialect = DIALECT
-    ) -> None:
-        compiled = cast(SQLCompiler, statement.compile(dialect=dialect))
-        self.sql = compiled.string
-        self.names = tuple(compiled.positiontup or ())
-        if set(self.names) != set(parameters):
-            raise ValueError(f"bound parameters {self.names}, expected {tuple(parameters)}")
-        self._binds = tuple(
-            (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
-            for name in self.names
-        )
-        self._many: dict[int, str] = {}
-
-    def arguments(self, parameters: Mapping[str, Any]) -> list[Any]:
-        return [
-            parameters[name] if bind is None else bind(parameters[name])
-            for name, bind in self._binds
-        ]
-
-    def rows_sql(self, count: int) -> str:
-        """An INSERT of one row of VALUES made an INSERT of `count` rows."""
-        sql = self._many.get(count)
-        if sql is None:
-            one = "(" + ", ".join("?" * len(self.names)) + ")"
-            if self.sql.count(one) != 1:
-                raise ValueError(f"not a one-row INSERT: {self.sql}")
-            sql = self.sql.replace(one, ", ".join([one] * count))
-            if len(self._many) < 64:
-                self._many[count] = sql
-        return sql
-
-
 async def fetch(
     session: AsyncSession, statement: Compiled, parameters: Mapping[str, Any]
 ) -> list[Any] | None:
@@ -210,3 +170,44 @@ async def insert_rows(
         got += await send(connection, statement.rows_sql(len(chunk)), arguments, lock=lock)
         lock = None
     return got
+
+
+_OUTBOUND = cast(Table, OutboundMessage.__table__)
+_INSERT_REPLIES = Compiled(
+    insert(_OUTBOUND)
+    .values({name: bindparam(name) for name in (*REPLY_COLUMNS, "attempts")})
+    .returning(_OUTBOUND.c.id, _OUTBOUND.c.inbound_id, _OUTBOUND.c.body),
+    [*REPLY_COLUMNS, "attempts"],
+    DIALECT,
+)
+_INBOUND = cast(Table, InboundMessage.__table__)
+_STORE_INBOUND = Compiled(
+    sqlite_insert(_INBOUND)
+    .values({name: bindparam(name) for name in (*NEW_COLUMNS, "received_at", "attempts")})
+    .on_conflict_do_nothing(index_elements=["channel", "provider_id"])
+    .returning(_INBOUND.c.id, _INBOUND.c.channel, _INBOUND.c.provider_id),
+    [*NEW_COLUMNS, "received_at", "attempts"],
+    DIALECT,
+)
+
+
+async def insert_replies(
+    session: AsyncSession, values: Sequence[Mapping[str, Any]]
+) -> list[tuple[int, int, str]] | None:
+    """`models.pg_direct.insert_replies` on SQLite: multi-row INSERTs of the reply rows;
+    (id, inbound id, body) of each. None: not here."""
+    if any(not set(REPLY_COLUMNS).issuperset(value) for value in values):
+        return None  # a column this statement does not know: SQLAlchemy's way
+    rows = await insert_rows(session, _INSERT_REPLIES, reply_rows(values, utcnow()))
+    return None if rows is None else [(r[0], r[1], r[2]) for r in rows]
+
+
+async def store_inbound(
+    session: AsyncSession, rows: Sequence[Mapping[str, Any]], now: datetime
+) -> dict[tuple[str, str], InboundMessage] | None:
+    """`models.pg_direct.store_inbound` on SQLite, the group's first write: the writers'
+    lock, then multi-row INSERTs skipping a (channel, provider id) already stored; the
+    rows inserted as the session's own objects. None: not here."""
+    values = [{**r, "received_at": now, "attempts": 1} for r in rows]
+    got = await insert_rows(session, _STORE_INBOUND, values, first_write=True)
+    return None if got is None else adopt_inbound(session, got, rows, now)
