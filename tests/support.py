@@ -8,10 +8,10 @@ import socket
 import threading
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlencode
 
 import httpx
@@ -177,29 +177,24 @@ def statements(engine: AsyncEngine) -> Iterator[list[str]]:
     def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         seen.append(statement)
 
-    direct, lite = pg_direct.send, sqlite_direct.send
+    originals = {module: module.send for module in (pg_direct, sqlite_direct)}
 
-    async def send(
-        connection: Any, sql: str, arguments: Sequence[Any], many: bool = False
-    ) -> list[Any]:
-        seen.append(sql)
-        return await direct(connection, sql, arguments, many)
+    def watching(original: Any) -> Any:
+        async def send(connection: Any, sql: str, *args: Any, **kw: Any) -> list[Any]:
+            seen.append(sql)
+            return cast(list[Any], await original(connection, sql, *args, **kw))
 
-    async def send_lite(
-        connection: Any, sql: str, arguments: Sequence[Any], many: bool = False, **kw: Any
-    ) -> list[Any]:
-        seen.append(sql)
-        return await lite(connection, sql, arguments, many, **kw)
+        return send
 
     sync = engine.sync_engine
     event.listen(sync, "before_cursor_execute", record)
-    pg_direct.send = send  # type: ignore[assignment]
-    sqlite_direct.send = send_lite  # type: ignore[assignment]
+    for module, original in originals.items():
+        module.send = watching(original)  # type: ignore[assignment]
     try:
         yield seen
     finally:
-        pg_direct.send = direct  # type: ignore[assignment]
-        sqlite_direct.send = lite  # type: ignore[assignment]
+        for module, original in originals.items():
+            module.send = original  # type: ignore[assignment]
         event.remove(sync, "before_cursor_execute", record)
 
 
