@@ -6,17 +6,18 @@ rows a group stored.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table
+from sqlalchemy import DateTime, Table
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.base import manager_of_class
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from models.messages import InboundMessage
 
@@ -72,8 +73,7 @@ class Compiled:
         if set(self.names) != set(parameters):
             raise ValueError(f"bound parameters {self.names}, expected {tuple(parameters)}")
         self._binds = tuple(
-            (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
-            for name in self.names
+            (name, _processor(compiled.binds[name].type, dialect)) for name in self.names
         )
         self._many: dict[int, str] = {}
 
@@ -95,6 +95,29 @@ class Compiled:
             if len(self._many) < 64:
                 self._many[count] = sql
         return sql
+
+
+def _processor(type_: TypeEngine[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
+    """The bind processing of a value of `type_` for `dialect`; for a time, remembering the
+    last one: a group's rows mostly carry the same `now` object, and on SQLite formatting
+    a time (`UTCDateTime`, then the dialect's string) was a twentieth of the event loop's
+    CPU (docs/BENCHMARKS.md, "Ninth step"). By identity, so only for immutable values."""
+    process = type_.dialect_impl(dialect).bind_processor(dialect)
+    base = type_.impl_instance if isinstance(type_, TypeDecorator) else type_
+    if process is None or not isinstance(base, DateTime):
+        return process
+    last: tuple[Any, Any] = (None, process(None))
+
+    def remembered(value: Any) -> Any:
+        nonlocal last
+        given, made = last
+        if value is given:
+            return made
+        made = process(value)
+        last = (value, made)  # one assignment: never a value with another's result
+        return made
+
+    return remembered
 
 
 _INBOUND = cast(Table, InboundMessage.__table__)
