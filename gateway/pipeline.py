@@ -149,6 +149,7 @@ async def process(
             lambda jobs: _run_group(runtime, jobs),
             lambda job: _run_alone(runtime, job),
             max_size=runtime.settings.group_commit_max,
+            gather_s=runtime.settings.group_commit_gather_ms / 1000,
         )
         runtime.inbound_group = group
     done: _Done = await group.submit(_Job(msg, handle or _handle, read_ahead))

@@ -107,6 +107,9 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(default=1024 * 1024, gt=0)
     # Most inbound messages one transaction may hold (gateway.group_commit); 1 = no groups.
     group_commit_max: int = Field(default=64, gt=0)
+    # How long a group may wait for the callers of the last one to come back, under
+    # steady load only (gateway.group_commit); 0 = never.
+    group_commit_gather_ms: float = Field(default=2.0, ge=0, le=50)
     # SQLite's `synchronous` in WAL mode (models.db.make_engine says what each costs).
     sqlite_synchronous: Literal["FULL", "NORMAL", "EXTRA"] = "FULL"
     secret_key: SecretStr | None = None

@@ -306,3 +306,63 @@ async def test_stopping_mid_group_answers_every_waiter_and_close_waits_for_the_g
     commit._task.cancel()  # shutdown mid-group: nobody may wait forever
     results = await asyncio.wait_for(asyncio.gather(*waiters, return_exceptions=True), 2)
     assert all(isinstance(r, RuntimeError) for r in results)
+
+
+async def _rounds(gather_s: float) -> tuple[list[int], GroupCommit[int, int]]:
+    """32 callers at once, then the same callers back in two cohorts (3, then 29 a moment
+    later), as a closed loop of clients splits; the sizes of the groups that ran."""
+    sizes: list[int] = []
+
+    async def run_group(jobs: Sequence[int]) -> list[int]:
+        sizes.append(len(jobs))
+        await asyncio.sleep(0.001)
+        return list(jobs)
+
+    async def run_one(job: int) -> int:
+        raise AssertionError("no group failed")
+
+    commit: GroupCommit[int, int] = GroupCommit(run_group, run_one, gather_s=gather_s)
+    await asyncio.gather(*(commit.submit(j) for j in range(32)))
+
+    async def later() -> list[int]:
+        await asyncio.sleep(0.01)
+        return await asyncio.gather(*(commit.submit(j) for j in range(3, 32)))
+
+    first = [asyncio.create_task(commit.submit(j)) for j in range(3)]
+    rest = asyncio.create_task(later())
+    assert [*await asyncio.gather(*first), *await rest] == list(range(32))
+    return sizes, commit
+
+
+async def test_a_small_group_under_steady_load_waits_for_its_crowd():
+    sizes, commit = await _rounds(gather_s=1.0)
+    assert sizes == [32, 32]  # the 3 waited for the 29: one commit instead of two
+    assert commit.gathered == 1
+
+    sizes, commit = await _rounds(gather_s=0.0)  # gathering off: the cohorts stay apart
+    assert sizes == [32, 3, 29] and commit.gathered == 0
+
+
+async def test_a_group_waits_no_longer_than_gather_s_and_not_at_all_under_light_load():
+    sizes: list[int] = []
+
+    async def run_group(jobs: Sequence[int]) -> list[int]:
+        sizes.append(len(jobs))
+        return list(jobs)
+
+    async def run_one(job: int) -> int:
+        raise AssertionError("no group failed")
+
+    commit: GroupCommit[int, int] = GroupCommit(run_group, run_one, gather_s=0.2)
+    loop = asyncio.get_running_loop()
+    for j in range(5):  # one caller at a time: never a crowd, never a wait
+        assert await commit.submit(j) == j
+    assert commit.gathered == 0
+    await asyncio.gather(*(commit.submit(j) for j in range(20)))  # a crowd of 20 …
+    started = loop.time()
+    assert await commit.submit(99) == 99  # … that does not come back: one wait, bounded
+    waited = loop.time() - started
+    assert commit.gathered == 1 and 0.15 <= waited < 5
+    assert await commit.submit(100) == 100  # the crowd is gone: no wait any more
+    assert commit.gathered == 1
+    assert sizes == [1, 1, 1, 1, 1, 20, 1, 1]
