@@ -68,7 +68,7 @@ def main() -> None:
         for round_ in range(args.rounds):
             for name in names if round_ % 2 == 0 else names[::-1]:
                 server, code, pin = servers[name]
-                bodies = webhook_bodies(max(20_000, int(4_000 * args.seconds)), code, pin)
+                bodies = webhook_bodies(max(20_000, int(8_000 * args.seconds)), code, pin)
                 result = run_wrk(
                     server.url, bodies, connections=args.connections, seconds=args.seconds
                 )

@@ -100,8 +100,11 @@ def prime(server: Server, code: str, pin: str, concurrency: int) -> float:
     return len(bodies) / (time.monotonic() - started)
 
 
-def _count_bodies(rate_guess: float, seconds: float) -> int:
-    return max(20_000, int(rate_guess * seconds * 3) + 500)
+def _count_bodies(rate_guess: float, seconds: float, ceiling: float = 0.0) -> int:
+    """Enough distinct bodies for a run: three times the rate seen so far (the first
+    guess, from the warm-up, is low), and at least what the paired ceiling served just
+    before (the server cannot answer faster than the ceiling does)."""
+    return max(20_000, int(rate_guess * seconds * 3) + 500, int(ceiling * seconds * 1.1) + 500)
 
 
 def _sample_split(server: Server, into: list[int]) -> None:
@@ -134,7 +137,11 @@ def _wrk_runs(
             )
             paired.append(ceiling.rps)
             print(f"    paired ceiling x{pair.workers} c={connections}: {ceiling.rps:8.1f} req/s")
-        n = CEILING_POOL if server.kind == "ceiling" else _count_bodies(rate_guess, cfg.seconds)
+        n = (
+            CEILING_POOL
+            if server.kind == "ceiling"
+            else _count_bodies(rate_guess, cfg.seconds, paired[-1] if paired else 0.0)
+        )
         bodies = webhook_bodies(n, code, pin)
         split: list[int] = []
         sampler = threading.Timer(cfg.seconds / 2, _sample_split, (server, split))
