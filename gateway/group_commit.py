@@ -32,7 +32,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from gateway.metrics import GROUPED, GROUPS
+
 log = logging.getLogger("citygate.group_commit")
+GATHERED, UNGATHERED = GROUPS.labels(gathered="true"), GROUPS.labels(gathered="false")
 
 # The smallest number of callers a group waits to gather (three quarters of the last
 # round's crowd); below it a group starts at once.
@@ -102,10 +105,14 @@ class GroupCommit(Generic[J, R]):
         try:
             while self._waiting:
                 want = min(self.max_size, self._crowd * 3 // 4)
+                gathered = False
                 if self.gather_s and want >= GATHER_FROM and len(self._waiting) < want:
                     await self._gather(want)
+                    gathered = True
                 group = self._waiting[: self.max_size]
                 del self._waiting[: self.max_size]
+                (GATHERED if gathered else UNGATHERED).inc()
+                GROUPED.inc(len(group))
                 await self._run(group)
                 self._crowd = len(group) + len(self._waiting)
                 group = []

@@ -25,6 +25,16 @@ ERRORS = Counter(
     "pass or one mail), outbox (a send that failed), http (an unexpected 500)",
     ["part"],
 )
+GROUPS = Counter(
+    "citygate_message_groups_total",
+    "Message groups run in one transaction (gateway.group_commit), by whether the group "
+    "first waited for the last round's crowd of callers (gathered)",
+    ["gathered"],
+)
+GROUPED = Counter(
+    "citygate_grouped_messages_total",
+    "Messages run in groups; over citygate_message_groups_total, the mean group size",
+)
 POLLER_HOLDS = Gauge(
     "citygate_poller_holds_lock",
     "1 while this process holds the mailbox's lock and polls it, 0 while it stands by",

@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
+from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -366,3 +367,22 @@ async def test_a_group_waits_no_longer_than_gather_s_and_not_at_all_under_light_
     assert await commit.submit(100) == 100  # the crowd is gone: no wait any more
     assert commit.gathered == 1
     assert sizes == [1, 1, 1, 1, 1, 20, 1, 1]
+
+
+async def test_groups_and_their_gathering_are_counted_for_prometheus():
+    def sample(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    before = (
+        sample("citygate_message_groups_total", gathered="true"),
+        sample("citygate_message_groups_total", gathered="false"),
+        sample("citygate_grouped_messages_total"),
+    )
+    sizes, _commit = await _rounds(gather_s=1.0)  # a group of 32, then one that gathered
+    after = (
+        sample("citygate_message_groups_total", gathered="true"),
+        sample("citygate_message_groups_total", gathered="false"),
+        sample("citygate_grouped_messages_total"),
+    )
+    assert sizes == [32, 32]
+    assert [a - b for a, b in zip(after, before, strict=True)] == [1, 1, 64]
