@@ -4,15 +4,32 @@ per-transaction memory (`per_transaction`) the read-ahead of a group keeps in
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from sqlalchemy import DateTime, MetaData, TypeDecorator, event
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    DateTime,
+    MetaData,
+    Select,
+    String,
+    TypeDecorator,
+    any_,
+    bindparam,
+    event,
+    func,
+    literal_column,
+    select,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Session, SessionTransaction
+from sqlalchemy.sql import Executable
 from sqlalchemy.sql.dml import ReturningInsert
 
 NAMING = {
@@ -82,6 +99,31 @@ class InsertNew:
         self._sqlite: ReturningInsert[Any] = sqlite.returning(model)
 
     def on(self, session: AsyncSession) -> ReturningInsert[Any]:
+        """The statement for the database `session` talks to."""
+        postgres = session.get_bind().dialect.name == "postgresql"
+        return self._postgres if postgres else self._sqlite
+
+
+S = TypeVar("S", bound=Executable)
+
+
+class ForEither(Generic[S]):
+    """A SELECT whose `column IN (a list)` is bound as one value, built once for each
+    dialect: `= ANY(:name)` of an array on PostgreSQL, `IN (SELECT value FROM
+    json_each(:name))` of a JSON array on SQLite. An expanding IN is rendered anew at
+    every execution and is a new statement for each length of the list (asyncpg
+    prepares each); this is one statement whatever the length
+    (docs/BENCHMARKS.md, "Ninth step")."""
+
+    def __init__(self, build: Callable[[ColumnElement[bool]], S], column: Any, name: str):
+        items = ARRAY(String() if isinstance(column.type, String) else column.type)
+        self._postgres = build(column == any_(bindparam(name, type_=items)))
+        listed: Select[Any] = select(literal_column("value")).select_from(
+            func.json_each(bindparam(name, type_=JSON()))
+        )
+        self._sqlite = build(column.in_(listed))
+
+    def on(self, session: AsyncSession) -> S:
         """The statement for the database `session` talks to."""
         postgres = session.get_bind().dialect.name == "postgresql"
         return self._postgres if postgres else self._sqlite

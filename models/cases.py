@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, joinedload, mapped_column, relationship
 from sqlalchemy.orm.attributes import set_committed_value
 
-from models.base import Base, UTCDateTime, per_transaction, utcnow
+from models.base import Base, ForEither, UTCDateTime, per_transaction, utcnow
 from models.contacts import Contact
 
 PIN_ITERATIONS = 20_000
@@ -166,10 +166,10 @@ os.register_at_fork(after_in_child=PINS.forget)
 # Built once: a statement made per call costs more than running it (its cache key).
 _FIND = select(Case).where(Case.code == bindparam("code"))
 _FIND_OF = _FIND.where(Case.contact_id == bindparam("contact_id"))
-_FIND_MANY = (  # the events joined in: one statement instead of two
-    select(Case)
-    .where(Case.code.in_(bindparam("codes", expanding=True)))
-    .options(joinedload(Case.events))
+_FIND_MANY = ForEither(  # the events joined in: one statement instead of two
+    lambda code_listed: select(Case).where(code_listed).options(joinedload(Case.events)),
+    Case.code,
+    "codes",
 )
 _READ = per_transaction("citygate.cases_read")  # session.info: code -> Case | None
 
@@ -183,7 +183,9 @@ async def read_cases(session: AsyncSession, *, codes: Sequence[str]) -> None:
         return
     read: dict[str, Case | None] = session.info.setdefault(_READ, {})
     read.update((c, None) for c in wanted)
-    for case in (await session.execute(_FIND_MANY, {"codes": wanted})).unique().scalars():
+    for case in (
+        (await session.execute(_FIND_MANY.on(session), {"codes": wanted})).unique().scalars()
+    ):
         read[case.code] = case
 
 

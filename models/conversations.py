@@ -14,7 +14,7 @@ from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, bindparam, se
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base, UTCDateTime, per_transaction, utcnow
+from models.base import Base, ForEither, UTCDateTime, per_transaction, utcnow
 from models.contacts import CREATED, Contact, remember_contacts
 
 
@@ -39,15 +39,16 @@ class Conversation(Base):
 _FIND = select(Conversation).where(Conversation.contact_id == bindparam("contact_id"))
 # The senders of a group with their open conversations, the contacts locked (in id
 # order, so two processes' groups wait for each other instead of deadlocking).
-_SENDERS = (
-    select(Contact, Conversation)
-    .outerjoin(Conversation, Conversation.contact_id == Contact.id)
-    .where(
-        Contact.channel == bindparam("channel"),
-        Contact.address.in_(bindparam("addresses", expanding=True)),
-    )
-    .order_by(Contact.id)
-    .with_for_update(of=Contact)
+_SENDERS = ForEither(
+    lambda address_listed: (
+        select(Contact, Conversation)
+        .outerjoin(Conversation, Conversation.contact_id == Contact.id)
+        .where(Contact.channel == bindparam("channel"), address_listed)
+        .order_by(Contact.id)
+        .with_for_update(of=Contact)
+    ),
+    Contact.address,
+    "addresses",
 )
 # session.info: contact id -> Conversation | None, what this transaction read ahead
 _READ = per_transaction("citygate.conversations_read")
@@ -62,7 +63,8 @@ async def read_senders(
     `find_conversation` too (later ones look again: a message may have opened or closed
     one since). Returns the contacts that exist."""
     wanted = sorted(set(addresses))
-    rows = (await session.execute(_SENDERS, {"channel": channel, "addresses": wanted})).all()
+    parameters = {"channel": channel, "addresses": wanted}
+    rows = (await session.execute(_SENDERS.on(session), parameters)).all()
     contacts = [contact for contact, _conversation in rows]
     remember_contacts(session, channel=channel, addresses=wanted, found=contacts)
     read: dict[int, Conversation | None] = session.info.setdefault(_READ, {})
