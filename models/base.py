@@ -104,6 +104,13 @@ class InsertNew:
         return self._postgres if postgres else self._sqlite
 
 
+def unbounded(type_: Any) -> Any:
+    """A column's type without its length, for an array of its values: an explicit cast
+    to VARCHAR(n) cuts a longer text silently, where the column itself refuses it (as
+    through SQLAlchemy) and a lookup must not match a longer text by its prefix."""
+    return String() if isinstance(type_, String) and type_.length else type_
+
+
 S = TypeVar("S", bound=Executable)
 
 
@@ -116,7 +123,7 @@ class ForEither(Generic[S]):
     (docs/BENCHMARKS.md, "Ninth step")."""
 
     def __init__(self, build: Callable[[ColumnElement[bool]], S], column: Any, name: str):
-        items = ARRAY(String() if isinstance(column.type, String) else column.type)
+        items = ARRAY(unbounded(column.type))
         self._postgres = build(column == any_(bindparam(name, type_=items)))
         listed: Select[Any] = select(literal_column("value")).select_from(
             func.json_each(bindparam(name, type_=JSON()))

@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Integer, Select, String, Table, bindparam, func, select
+from sqlalchemy import Integer, Select, Table, bindparam, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
@@ -39,7 +39,7 @@ from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.selectable import TableValuedAlias
 
 from models import sqlite_direct
-from models.base import per_transaction, utcnow
+from models.base import per_transaction, unbounded, utcnow
 from models.direct import NEW_COLUMNS, REPLY_COLUMNS, Compiled, adopt_inbound
 from models.messages import InboundMessage, OutboundMessage
 
@@ -129,14 +129,8 @@ def unnest(table: Table, names: Sequence[str]) -> TableValuedAlias:
     """`unnest($1::T1[], $2::T2[], …) AS v(name1, name2, …)`: a row for each index of
     the arrays, each array bound by the name of `table`'s column it fills, and of its
     type."""
-    arrays = [bindparam(name, type_=ARRAY(_unbounded(table.c[name].type))) for name in names]
+    arrays = [bindparam(name, type_=ARRAY(unbounded(table.c[name].type))) for name in names]
     return func.unnest(*arrays).table_valued(*names).render_derived(name="v")
-
-
-def _unbounded(type_: Any) -> Any:
-    """A column's type without its length: an explicit cast to VARCHAR(n) cuts a longer
-    text silently, where the column itself refuses it (as through SQLAlchemy)."""
-    return String() if isinstance(type_, String) and type_.length else type_
 
 
 def rows_of(table: Table, names: Sequence[str]) -> tuple[list[str], Select[Any]]:
