@@ -183,9 +183,8 @@ async def read_cases(session: AsyncSession, *, codes: Sequence[str]) -> None:
         return
     read: dict[str, Case | None] = session.info.setdefault(_READ, {})
     read.update((c, None) for c in wanted)
-    for case in (
-        (await session.execute(_FIND_MANY.on(session), {"codes": wanted})).unique().scalars()
-    ):
+    found = await session.execute(_FIND_MANY.on(session), {"codes": wanted})
+    for case in found.unique().scalars():
         read[case.code] = case
 
 

@@ -40,7 +40,7 @@ from sqlalchemy.sql.selectable import TableValuedAlias
 
 from models import sqlite_direct
 from models.base import per_transaction, unbounded, utcnow
-from models.direct import NEW_COLUMNS, REPLY_COLUMNS, Compiled, adopt_inbound
+from models.direct import NEW_COLUMNS, REPLY_COLUMNS, Compiled, adopt_inbound, reply_rows
 from models.messages import InboundMessage, OutboundMessage
 
 _DIALECT = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
@@ -160,10 +160,8 @@ async def insert_replies(
     body) of each new row, in no promised order. None: not here (SQLAlchemy's way)."""
     if any(not set(REPLY_COLUMNS).issuperset(value) for value in values):
         return None  # a column this statement does not know: SQLAlchemy's way
-    now = utcnow()
-    arrays: dict[str, Any] = {name: [v.get(name) for v in values] for name in REPLY_COLUMNS}
-    arrays["created_at"] = [v.get("created_at") or now for v in values]
-    arrays["updated_at"] = [now] * len(values)
+    made = reply_rows(values, utcnow())  # the same rows as on SQLite, as arrays here
+    arrays: dict[str, Any] = {name: [r[name] for r in made] for name in REPLY_COLUMNS}
     rows = await _INSERT_REPLIES.fetch(session, {**arrays, "attempts": 0})
     return None if rows is None else [(r[0], r[1], r[2]) for r in rows]
 
